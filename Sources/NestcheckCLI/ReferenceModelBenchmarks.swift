@@ -1,0 +1,4 @@
+/// Benchmark B6 of DESIGN.md, on the reference model's concrete interpretation.
+enum ReferenceModelBenchmarks {
+  static var workloads: [BenchmarkWorkload] { [] }
+}

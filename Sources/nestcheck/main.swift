@@ -1,0 +1,3 @@
+import NestcheckCLI
+
+Nestcheck.runMain()
