@@ -47,8 +47,10 @@ let package = Package(
 
     .testTarget(name: "Z3Tests", dependencies: ["Z3"]),
     .testTarget(name: "MachineTests", dependencies: ["Machine"]),
-    .testTarget(name: "ReferenceModelTests", dependencies: ["ReferenceModel", "Machine", "Workloads"]),
-    .testTarget(name: "ProverTests", dependencies: ["Prover", "ReferenceModel", "Machine", "Workloads", "Z3"]),
+    .testTarget(
+      name: "ReferenceModelTests", dependencies: ["ReferenceModel", "Machine", "Workloads"]),
+    .testTarget(
+      name: "ProverTests", dependencies: ["Prover", "ReferenceModel", "Machine", "Workloads", "Z3"]),
     .testTarget(name: "FastMMUTests", dependencies: ["FastMMU", "Machine", "Workloads"]),
     .testTarget(name: "NestcheckCLITests", dependencies: ["NestcheckCLI", "Machine", "Workloads"]),
   ]

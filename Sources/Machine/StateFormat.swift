@@ -61,7 +61,9 @@ extension MachineState {
     _ = try r.object(allowing: ["vendor", "physicalAddressBits", "gigabytePages"])
     var p = Processor()
     if let v = r.optional("vendor") { p.vendor = try v.choice(Vendor.self) }
-    if let v = r.optional("physicalAddressBits") { p.physicalAddressBits = try v.integer(in: 32...52) }
+    if let v = r.optional("physicalAddressBits") {
+      p.physicalAddressBits = try v.integer(in: 32...52)
+    }
     if let v = r.optional("gigabytePages") { p.gigabytePages = try v.bool() }
     return p
   }
@@ -101,7 +103,9 @@ extension MachineState {
         "kind", "eptp", "physicalAddressBits", "executeOnly", "gigabytePages", "modeBasedExecute",
       ])
       var e = ExtendedPageTables(eptp: try r.required("eptp").word())
-      if let v = r.optional("physicalAddressBits") { e.physicalAddressBits = try v.integer(in: 32...52) }
+      if let v = r.optional("physicalAddressBits") {
+        e.physicalAddressBits = try v.integer(in: 32...52)
+      }
       if let v = r.optional("executeOnly") { e.executeOnly = try v.bool() }
       if let v = r.optional("gigabytePages") { e.gigabytePages = try v.bool() }
       if let v = r.optional("modeBasedExecute") { e.modeBasedExecute = try v.bool() }
@@ -111,7 +115,9 @@ extension MachineState {
       var n = NestedPageTables(nCR3: try r.required("ncr3").word())
       if let v = r.optional("hostCR4") { n.hostCR4 = try v.word() }
       if let v = r.optional("hostEFER") { n.hostEFER = try v.word() }
-      if let v = r.optional("physicalAddressBits") { n.physicalAddressBits = try v.integer(in: 32...52) }
+      if let v = r.optional("physicalAddressBits") {
+        n.physicalAddressBits = try v.integer(in: 32...52)
+      }
       return .npt(n)
     }
   }

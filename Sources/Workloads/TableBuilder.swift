@@ -47,8 +47,7 @@ public struct TableBuilder: Sendable {
   /// Maps the page containing `address` to the frame at `target` with a leaf at `pageLevel`
   /// (1: 4 KiB, 2: 2 MiB, 3: 1 GiB) whose bits other than the address are `bits` (bit 7 is
   /// added for large leaves). Missing tables on the way are created with ``directoryBits``.
-  public mutating func map(_ address: UInt64, to target: UInt64, pageLevel: Int = 1, bits: UInt64)
-  {
+  public mutating func map(_ address: UInt64, to target: UInt64, pageLevel: Int = 1, bits: UInt64) {
     let size = Self.pageSize(level: pageLevel)
     precondition(target & (size - 1) == 0, "frame not aligned to its page size")
     let slot = entryAddress(of: address, level: pageLevel, creating: true)

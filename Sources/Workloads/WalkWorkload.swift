@@ -25,7 +25,9 @@ public struct WalkWorkload: Sendable {
     permutation.shuffle(using: &random)
 
     let leaf = EntryBits.directory | EntryBits.accessed | EntryBits.dirty
-    var guest = TableBuilder(levels: 4, tableArea: 0x1000, directoryBits: EntryBits.directory)
+    // Directory entries carry A, as they do once hardware has walked them: a steady state.
+    var guest = TableBuilder(
+      levels: 4, tableArea: 0x1000, directoryBits: EntryBits.directory | EntryBits.accessed)
     for page in 0..<pages {
       let gva = base + UInt64(page) << 12
       guest.map(gva, to: (dataFrames + permutation[page]) << 12, bits: leaf)
