@@ -133,12 +133,12 @@ extension BitVectorDomain {
   @inline(__always) public func isCertainlyFalse(_ f: Flag) -> Bool { known(f) == false }
 }
 
-/// The constant with bits `width − 1 … 0` set.
+/// The constant with bits `width − 1 … 0` set; zero for a width of zero or less.
 @inline(__always) public func mask(width: Int) -> UInt64 {
-  width >= 64 ? ~0 : (1 << UInt64(width)) - 1
+  width >= 64 ? ~0 : width <= 0 ? 0 : (1 << UInt64(width)) - 1
 }
 
-/// The constant with bits `high … low` set (inclusive).
+/// The constant with bits `high … low` set (inclusive); zero when `high < low`.
 @inline(__always) public func mask(_ high: Int, _ low: Int) -> UInt64 {
-  mask(width: high - low + 1) << UInt64(low)
+  high < low ? 0 : mask(width: high - low + 1) << UInt64(low)
 }
