@@ -140,7 +140,7 @@ struct SymbolicAgreementTests {
       }
       let model = try context.model(assigning: assignment)
       let got = try digests.evaluate(model)
-      let want = ConcreteDigests(expected)
+      let want = concreteDigests(expected)
       result.compared += 1
       result.kinds.insert(OutcomeKind(rawValue: expected.kind) ?? .translated)
       if got != want {
@@ -197,7 +197,7 @@ func flagBits(_ flags: [Bool]) -> UInt64 {
   flags.enumerated().reduce(0) { $0 | ($1.element ? 1 << UInt64($1.offset) : 0) }
 }
 
-func ConcreteDigests(_ t: Translation<Concrete>) -> Digests {
+func concreteDigests(_ t: Translation<Concrete>) -> Digests {
   let rights = flagBits([
     t.guestRights.user, t.guestRights.writable, t.guestRights.executable, t.nestedRights.read,
     t.nestedRights.write, t.nestedRights.execute,
