@@ -17,6 +17,9 @@ public struct MachineState: Hashable, Sendable {
   /// Host physical memory: guest tables (at the host addresses backing them), nested tables,
   /// shadow tables.
   public var memory: PhysicalMemory
+  /// The host physical ranges assigned to the guest: every translation that succeeds, nested
+  /// or shadow, must land inside one of them (the isolation property). Empty when unknown.
+  public var hostRanges: [HostRange]
 
   /// Makes a state; the defaults describe a guest with no nested paging and empty memory.
   public init(
@@ -24,13 +27,15 @@ public struct MachineState: Hashable, Sendable {
     guest: GuestRegisters,
     nested: NestedPaging = .none,
     shadow: ShadowPaging? = nil,
-    memory: PhysicalMemory = PhysicalMemory()
+    memory: PhysicalMemory = PhysicalMemory(),
+    hostRanges: [HostRange] = []
   ) {
     self.processor = processor
     self.guest = guest
     self.nested = nested
     self.shadow = shadow
     self.memory = memory
+    self.hostRanges = hostRanges
   }
 }
 
@@ -158,10 +163,55 @@ public struct NestedPageTables: Hashable, Sendable {
 
 /// Shadow paging: the tables a hypervisor builds for the hardware to walk with guest virtual
 /// addresses, their leaves holding host physical frames (SEMANTICS §5).
+///
+/// The hardware walks them under the control registers the hypervisor loads while the guest
+/// runs, which differ from the guest's own: KVM forces CR0.WP and EFER.NXE (§5.2 step 6).
 public struct ShadowPaging: Hashable, Sendable {
   /// The shadow root's host physical address, as loaded into the hardware CR3.
   public var cr3: UInt64
+  /// The hardware CR0 while the shadow is live.
+  public var cr0: UInt64
+  /// The hardware CR4 while the shadow is live.
+  public var cr4: UInt64
+  /// The hardware EFER while the shadow is live.
+  public var efer: UInt64
+  /// Guest frame numbers (guest physical address >> 12) of level-1 guest tables that are out of
+  /// sync (KVM `unsync`, Xen OOS): writable by the guest, their shadows allowed to be stale
+  /// until the guest flushes (SEMANTICS §5.5 I5, I8).
+  public var unsyncTables: [UInt64]
 
-  /// Makes a shadow configuration.
-  public init(cr3: UInt64) { self.cr3 = cr3 }
+  /// Makes a shadow configuration; the control registers default to the guest's with CR0.WP
+  /// and EFER.NXE forced on, as KVM loads them.
+  public init(
+    cr3: UInt64, guest: GuestRegisters, cr0: UInt64? = nil, cr4: UInt64? = nil,
+    efer: UInt64? = nil, unsyncTables: [UInt64] = []
+  ) {
+    self.cr3 = cr3
+    self.cr0 = cr0 ?? (guest.cr0 | 1 << 16)
+    self.cr4 = cr4 ?? guest.cr4
+    self.efer = efer ?? (guest.efer | 1 << 11)
+    self.unsyncTables = unsyncTables
+  }
+}
+
+/// A range of host physical addresses, `base ..< base + size`.
+public struct HostRange: Hashable, Sendable, CustomStringConvertible {
+  /// The first address.
+  public var base: UInt64
+  /// The number of bytes.
+  public var size: UInt64
+
+  /// Makes a range.
+  public init(base: UInt64, size: UInt64) {
+    self.base = base
+    self.size = size
+  }
+
+  /// Whether `address` lies in the range.
+  public func contains(_ address: UInt64) -> Bool {
+    address >= base && address - base < size
+  }
+
+  /// `[base, base+size)` in hexadecimal.
+  public var description: String { "[\(hex(base)), \(hex(base &+ size)))" }
 }

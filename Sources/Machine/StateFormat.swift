@@ -36,7 +36,8 @@ extension MachineState {
   /// Reads a snapshot from a parsed JSON document.
   public static func decode(_ root: JSONReader) throws(FormatError) -> MachineState {
     _ = try root.object(allowing: [
-      "format", "version", "processor", "guest", "nested", "shadow", "memory", "comment",
+      "format", "version", "processor", "guest", "nested", "shadow", "memory", "hostRanges",
+      "comment",
     ])
     let format = try root.required("format")
     guard try format.string() == formatName else {
@@ -51,10 +52,14 @@ extension MachineState {
     let processor = try root.optional("processor").map(decodeProcessor) ?? Processor()
     let guest = try decodeGuest(try root.required("guest"))
     let nested = try root.optional("nested").map(decodeNested) ?? NestedPaging.none
-    let shadow = try root.optional("shadow").map(decodeShadow)
+    let shadow = try root.optional("shadow").map { r throws(FormatError) in
+      try decodeShadow(r, guest: guest)
+    }
     let memory = try root.optional("memory").map(decodeMemory) ?? PhysicalMemory()
+    let ranges = try root.optional("hostRanges").map(decodeRanges) ?? []
     return MachineState(
-      processor: processor, guest: guest, nested: nested, shadow: shadow, memory: memory)
+      processor: processor, guest: guest, nested: nested, shadow: shadow, memory: memory,
+      hostRanges: ranges)
   }
 
   private static func decodeProcessor(_ r: JSONReader) throws(FormatError) -> Processor {
@@ -122,9 +127,29 @@ extension MachineState {
     }
   }
 
-  private static func decodeShadow(_ r: JSONReader) throws(FormatError) -> ShadowPaging {
-    _ = try r.object(allowing: ["cr3"])
-    return ShadowPaging(cr3: try r.required("cr3").word())
+  private static func decodeShadow(_ r: JSONReader, guest: GuestRegisters) throws(FormatError)
+    -> ShadowPaging
+  {
+    _ = try r.object(allowing: ["cr3", "cr0", "cr4", "efer", "unsyncTables"])
+    let unsync = try r.optional("unsyncTables").map { list throws(FormatError) in
+      try list.array().map { item throws(FormatError) in try item.word() }
+    }
+    return ShadowPaging(
+      cr3: try r.required("cr3").word(), guest: guest, cr0: try r.optional("cr0")?.word(),
+      cr4: try r.optional("cr4")?.word(), efer: try r.optional("efer")?.word(),
+      unsyncTables: unsync ?? [])
+  }
+
+  private static func decodeRanges(_ r: JSONReader) throws(FormatError) -> [HostRange] {
+    try r.array().map { item throws(FormatError) in
+      _ = try item.object(allowing: ["base", "size"])
+      let range = HostRange(
+        base: try item.required("base").word(), size: try item.required("size").word())
+      guard range.size > 0, range.base <= UInt64.max - (range.size - 1) else {
+        throw item.error("range is empty or runs past the end of the address space")
+      }
+      return range
+    }
   }
 
   private static func decodeMemory(_ r: JSONReader) throws(FormatError) -> PhysicalMemory {
@@ -194,7 +219,23 @@ extension MachineState {
           ])
         ))
     }
-    if let shadow { members.append(("shadow", .object(["cr3": .hex(shadow.cr3)]))) }
+    if let shadow {
+      members.append(
+        (
+          "shadow",
+          .object([
+            "cr3": .hex(shadow.cr3), "cr0": .hex(shadow.cr0), "cr4": .hex(shadow.cr4),
+            "efer": .hex(shadow.efer), "unsyncTables": .array(shadow.unsyncTables.map(JSON.hex)),
+          ])
+        ))
+    }
+    if !hostRanges.isEmpty {
+      members.append(
+        (
+          "hostRanges",
+          .array(hostRanges.map { .object(["base": .hex($0.base), "size": .hex($0.size)]) })
+        ))
+    }
     let words = memory.words.sorted { $0.key < $1.key }
     members.append(("memory", .object(words.map { (key: hex($0.key), value: .hex($0.value)) })))
     return .object(members)
