@@ -157,6 +157,7 @@ extension MachineState {
     guard case .object(let members) = r.json.value else {
       throw r.error("expected an object mapping addresses to 64-bit words")
     }
+    var spelled: [UInt64: String] = [:]  // each address's key, to refuse a second spelling
     for member in members {
       let field = JSONReader(member.value, file: r.file, path: "memory[\"\(member.key)\"]")
       guard let address = parseWord(member.key) else {
@@ -167,6 +168,9 @@ extension MachineState {
       guard address & 7 == 0 else { throw field.error("address is not 8-byte aligned") }
       guard address < physicalAddressLimit else {
         throw field.error("address is beyond the 52-bit physical address space")
+      }
+      if let earlier = spelled.updateValue(member.key, forKey: address) {
+        throw field.error("address \(hex(address)) is already given as \"\(earlier)\"")
       }
       memory[address] = try field.word()
     }

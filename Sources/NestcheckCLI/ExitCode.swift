@@ -41,22 +41,76 @@ extension Nestcheck {
       var command = try parseAsRoot(arguments)
       try command.run()
       Self.exit()
-    } catch let failure as CommandFailure {
-      printError("nestcheck: " + failure.message)
-      Self.exit(withError: ExitCode(failure.exit.rawValue))
-    } catch let error as FormatError {
-      printError("nestcheck: " + error.description)
-      Self.exit(withError: ExitCode(NestcheckExit.badInput.rawValue))
     } catch {
-      let code = exitCode(for: error)
-      if code == .success {
+      guard let failure = failure(for: error) else {
         Self.exit(withError: error)  // --help, --version: ArgumentParser prints them
       }
-      printError(fullMessage(for: error))
-      let mapped: NestcheckExit = code == .validationFailure ? .badInput : .internalError
-      Self.exit(withError: ExitCode(mapped.rawValue))
+      if !failure.message.isEmpty { printError(failure.message) }
+      Self.exit(withError: ExitCode(failure.exit.rawValue))
     }
   }
+
+  /// The one line to print for an error and the exit code to leave with (docs/exit-codes.md);
+  /// `nil` for the requests ArgumentParser answers itself (`--help`, `--version`).
+  ///
+  /// - ``CommandFailure``: its message and its code;
+  /// - ``FormatError`` (bad input file): `file:line:column: field: message`, code 2;
+  /// - a usage error (unknown option, bad value, failed validation): ArgumentParser's message
+  ///   and where to find help, on one line, code 2;
+  /// - an `ExitCode` a command throws: that code, nothing printed;
+  /// - anything else: `internal error: …`, code 4.
+  public static func failure(for error: Error) -> CommandFailure? {
+    switch error {
+    case let failure as CommandFailure:
+      return CommandFailure("nestcheck: " + escaped(failure.message), exit: failure.exit)
+    case let error as FormatError:
+      return CommandFailure("nestcheck: " + escaped(error.description), exit: .badInput)
+    case let code as ExitCode:
+      return CommandFailure("", exit: NestcheckExit(rawValue: code.rawValue) ?? .internalError)
+    default:
+      let code = exitCode(for: error)
+      if code == .success { return nil }
+      guard code == .validationFailure else {
+        return CommandFailure(
+          "nestcheck: internal error: " + escaped(String(describing: error)),
+          exit: .internalError)
+      }
+      // ArgumentParser's full message ends with "  See 'nestcheck translate --help' for more
+      // information."; keep the hint, shorter, on the same line as the message.
+      let hint =
+        fullMessage(for: error).split(separator: "\n")
+        .map { $0.trimmingCharacters(in: .whitespaces) }
+        .last { $0.hasPrefix("See '") }
+        .map { " (s" + $0.dropFirst().replacing(" for more information.", with: "") + ")" } ?? ""
+      return CommandFailure("nestcheck: " + oneLine(message(for: error)) + hint, exit: .badInput)
+    }
+  }
+}
+
+/// Joins the lines of a message with "; " so that it prints as one line.
+func oneLine(_ text: String) -> String {
+  text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+    .filter { !$0.isEmpty }.joined(separator: "; ")
+}
+
+/// The text with line breaks and other control characters written as escapes (`\n`,
+/// `\u{1b}`), so that a file name or a JSON member name cannot break the one-line rule.
+func escaped(_ text: String) -> String {
+  var result = ""
+  for scalar in text.unicodeScalars {
+    switch scalar {
+    case "\n": result += "\\n"
+    case "\r": result += "\\r"
+    case "\t": result += "\\t"
+    default:
+      if scalar.properties.generalCategory == .control {
+        result += "\\u{" + String(scalar.value, radix: 16) + "}"
+      } else {
+        result.unicodeScalars.append(scalar)
+      }
+    }
+  }
+  return result
 }
 
 /// Writes one line to standard error.

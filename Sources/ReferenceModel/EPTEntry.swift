@@ -85,7 +85,16 @@ enum EPTBit {
   static let read = 0
   static let write = 1
   static let execute = 2
+  /// The leaf's EPT memory type: bits 5:3.
+  static let memoryTypeHigh = 5
+  static let memoryTypeLow = 3
+  /// Ignore PAT, in a leaf.
+  static let ignorePAT = 6
+  /// Bit 7 of a PDPTE or PDE: the entry maps a large page.
+  static let largePage = 7
   static let accessed = 8
   static let dirty = 9
   static let userExecute = 10
+  /// Suppress #VE.
+  static let suppressVE = 63
 }

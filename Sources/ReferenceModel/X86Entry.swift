@@ -70,9 +70,19 @@ enum X86Bit {
   static let present = 0
   static let writable = 1
   static let user = 2
+  /// Page-level write-through.
+  static let writeThrough = 3
+  /// Page-level cache disable.
+  static let cacheDisable = 4
   static let accessed = 5
   static let dirty = 6
   static let pageSize = 7
+  /// PAT in a PTE (where bit 7 is not PS).
+  static let pageAttributeSmall = 7
+  /// Global, in a leaf (honoured with CR4.PGE).
+  static let global = 8
+  /// PAT in a 2-MiB or 1-GiB leaf.
+  static let pageAttributeLarge = 12
   static let executeDisable = 63
   /// The protection key: bits 62:59 of a leaf.
   static let keyHigh = 62
