@@ -14,7 +14,8 @@ let package = Package(
     .library(name: "FastMMU", targets: ["FastMMU"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
   ],
   targets: [
     // libz3 through pkg-config; `.ci/run` installs libz3-dev on a fresh machine.
@@ -35,11 +36,19 @@ let package = Package(
     .target(name: "FastMMU", dependencies: ["Machine"]),
     // Builders for the benchmark workloads of DESIGN.md and for test states.
     .target(name: "Workloads", dependencies: ["Machine"]),
+    // The correctness gate: spec files (YAML) with expected verdicts, built into states and run.
+    .target(
+      name: "Gate",
+      dependencies: [
+        "Machine", "ReferenceModel", "Prover", "FastMMU", "Workloads",
+        .product(name: "Yams", package: "Yams"),
+      ]
+    ),
     // The command-line tool's commands, as a library so tests can drive them.
     .target(
       name: "NestcheckCLI",
       dependencies: [
-        "Machine", "ReferenceModel", "Prover", "FastMMU", "Workloads",
+        "Machine", "ReferenceModel", "Prover", "FastMMU", "Workloads", "Gate",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -52,6 +61,7 @@ let package = Package(
     .testTarget(
       name: "ProverTests", dependencies: ["Prover", "ReferenceModel", "Machine", "Workloads", "Z3"]),
     .testTarget(name: "FastMMUTests", dependencies: ["FastMMU", "Machine", "Workloads"]),
+    .testTarget(name: "GateTests", dependencies: ["Gate", "Machine", "Workloads"]),
     .testTarget(name: "NestcheckCLITests", dependencies: ["NestcheckCLI", "Machine", "Workloads"]),
   ]
 )
