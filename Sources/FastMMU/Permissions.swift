@@ -1,0 +1,142 @@
+import Machine
+
+/// The nine access classes the permission tables are indexed by: kind (read, write, fetch) ×
+/// mode (user, explicit supervisor, implicit supervisor; SEMANTICS §1.4).
+@usableFromInline
+enum AccessClass {
+  static let count = 9
+
+  /// The class of an access.
+  @inlinable @inline(__always)
+  static func of(_ access: Access) -> Int {
+    let kind: Int
+    switch access.kind {
+    case .read: kind = 0
+    case .write: kind = 3
+    case .fetch: kind = 6
+    }
+    return kind + (access.user ? 0 : (access.implicit ? 2 : 1))
+  }
+
+  /// A representative access of each class.
+  static let all: [Access] = [AccessKind.read, .write, .fetch].flatMap { kind in
+    [Access(kind, user: true), Access(kind), Access(kind, implicit: true)]
+  }
+}
+
+/// For each access class, which of the 64 combinations of ``Rights`` permit it: KVM's
+/// `update_permission_bitmask`, widened with the nested rights. Rebuilt when CR0.WP, CR4.SMEP,
+/// CR4.SMAP or RFLAGS.AC change; a TLB hit then costs one shift and one test.
+struct PermissionMap {
+  /// `allow[class] >> rights & 1` is 1 when the class is permitted with those rights.
+  private(set) var allow: SIMD16<UInt64> = .zero
+
+  /// The map for a guest's controls.
+  init(_ control: PagingControl) {
+    for (index, access) in AccessClass.all.enumerated() {
+      var bits: UInt64 = 0
+      for rights in 0..<UInt8(64) where Self.permits(access, rights, control) {
+        bits |= 1 << UInt64(rights)
+      }
+      allow[index] = bits
+    }
+  }
+
+  /// Whether the class of `access` is permitted with `rights`.
+  @inline(__always)
+  func permits(_ access: Access, _ rights: UInt8) -> Bool {
+    allow[AccessClass.of(access)] >> UInt64(rights) & 1 != 0
+  }
+
+  /// SEMANTICS §1.5 rules 1–6 for the guest rights (none apply with paging off), then the
+  /// nested rights the access needs (SEMANTICS §2.7 step 4, §3.5).
+  static func permits(_ access: Access, _ rights: UInt8, _ control: PagingControl) -> Bool {
+    (!control.paging || !guestDenies(access, rights, control))
+      && nestedPermits(access.kind, rights)
+  }
+
+  /// Whether any of rules 1–6 of SEMANTICS §1.5 denies the access.
+  static func guestDenies(_ access: Access, _ rights: UInt8, _ control: PagingControl) -> Bool {
+    let userAddress = rights & Rights.user != 0
+    let writable = rights & Rights.write != 0
+    let executable = rights & Rights.execute != 0
+    return userToSupervisorPage(access, userAddress)
+      || userWriteToReadOnly(access, writable)
+      || fetchFromExecuteDisabled(access, executable)
+      || supervisorFetchFromUserPage(access, userAddress, control)
+      || supervisorDataToUserPage(access, userAddress, control)
+      || supervisorWriteToReadOnly(access, writable, control)
+  }
+
+  /// Rule 1: a user access to a supervisor-mode address.
+  static func userToSupervisorPage(_ access: Access, _ userAddress: Bool) -> Bool {
+    access.user && !userAddress
+  }
+
+  /// Rule 2: a user write with W = 0 somewhere on the path (CR0.WP irrelevant).
+  static func userWriteToReadOnly(_ access: Access, _ writable: Bool) -> Bool {
+    access.user && access.kind == .write && !writable
+  }
+
+  /// Rule 3: a fetch with XD = 1 somewhere on the path (XD counts only with NXE; ``Rights``
+  /// already folded that in).
+  static func fetchFromExecuteDisabled(_ access: Access, _ executable: Bool) -> Bool {
+    access.kind == .fetch && !executable
+  }
+
+  /// Rule 4: SMEP, a supervisor fetch from a user-mode address.
+  static func supervisorFetchFromUserPage(
+    _ access: Access, _ userAddress: Bool, _ control: PagingControl
+  ) -> Bool {
+    !access.user && access.kind == .fetch && userAddress && control.smep
+  }
+
+  /// Rule 5: SMAP, a supervisor data access to a user-mode address, unless explicit with
+  /// EFLAGS.AC = 1 (implicit accesses are never rescued).
+  static func supervisorDataToUserPage(
+    _ access: Access, _ userAddress: Bool, _ control: PagingControl
+  ) -> Bool {
+    let rescued = !access.implicit && control.alignmentCheck
+    return !access.user && access.kind != .fetch && userAddress && control.smap && !rescued
+  }
+
+  /// Rule 6: a supervisor write with W = 0 and CR0.WP = 1.
+  static func supervisorWriteToReadOnly(
+    _ access: Access, _ writable: Bool, _ control: PagingControl
+  ) -> Bool {
+    !access.user && access.kind == .write && !writable && control.writeProtect
+  }
+
+  /// The nested right each kind needs: R, W or X (SEMANTICS §2.7 step 4; NPT reports R = 1).
+  static func nestedPermits(_ kind: AccessKind, _ rights: UInt8) -> Bool {
+    switch kind {
+    case .read: rights & Rights.nestedRead != 0
+    case .write: rights & Rights.nestedWrite != 0
+    case .fetch: rights & Rights.nestedExecute != 0
+    }
+  }
+}
+
+/// Protection keys (SEMANTICS §1.5 rule 7): data accesses only; PKRU for user-mode addresses
+/// with CR4.PKE, IA32_PKRS for supervisor-mode addresses with CR4.PKS.
+enum ProtectionKeys {
+  /// Whether the key check denies `access` to a page with key `key`.
+  @inline(__always)
+  static func deny(
+    _ access: Access, key: UInt8, userAddress: Bool, _ control: PagingControl
+  ) -> Bool {
+    guard access.kind != .fetch else { return false }
+    let register: UInt32
+    if userAddress {
+      guard control.userKeys else { return false }
+      register = control.pkru
+    } else {
+      guard control.supervisorKeys else { return false }
+      register = control.pkrs
+    }
+    let accessDisable = register >> UInt32(2 * key) & 1 != 0
+    let writeDisable = register >> UInt32(2 * key + 1) & 1 != 0
+    if accessDisable { return true }
+    return access.kind == .write && writeDisable && (access.user || control.writeProtect)
+  }
+}

@@ -1,0 +1,185 @@
+import Machine
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// One TLB entry: a cached translation of a 4-KiB linear page (SEMANTICS §6.1). A large page is
+/// cached one 4-KiB piece at a time, as QEMU's softmmu TLB does; its level says how far an
+/// invalidation of any address in it must reach.
+///
+/// | field     | bits  | meaning                                                         |
+/// |-----------|-------|-----------------------------------------------------------------|
+/// | `tag`     | 51:0  | linear address >> 12                                            |
+/// |           | 63:52 | the context's name (``TaggingContexts``); all ones when empty   |
+/// | `frame`   | 63:0  | host physical address of the 4-KiB piece                        |
+/// | `context` | 31:0  | the context's name again, for invalidations by tag              |
+/// | `info`    | 5:0   | ``Rights``: guest U, W, X; nested R, W, X                       |
+/// |           | 6     | dirty: a write needs no A/D update                              |
+/// |           | 7     | global (G with CR4.PGE): survives flushes of non-global entries |
+/// |           | 11:8  | protection key                                                  |
+/// |           | 15:12 | leaf level (1, 2, 3)                                            |
+///
+/// A global entry is tagged with the context that filled it, like any other: a context that
+/// did not fill it walks again and caches its own copy, which the architecture allows (any
+/// entry may be missing), and a hit costs one comparison.
+@usableFromInline
+struct TLBEntry: Sendable {
+  @usableFromInline var tag: UInt64
+  @usableFromInline var frame: UInt64
+  @usableFromInline var context: UInt32
+  @usableFromInline var info: UInt32
+
+  @usableFromInline static let dirty: UInt32 = 1 << 6
+  static let global: UInt32 = 1 << 7
+  static let empty = TLBEntry(tag: .max, frame: 0, context: 0, info: 0)
+
+  var isEmpty: Bool { tag == .max }
+  /// The linear page number.
+  var page: UInt64 { tag & 0x000F_FFFF_FFFF_FFFF }
+  var level: Int { Int(info >> 12 & 0xF) }
+  var key: UInt8 { UInt8(truncatingIfNeeded: info >> 8 & 0xF) }
+  var isGlobal: Bool { info & Self.global != 0 }
+}
+
+/// What a TLB hit is checked against, kept behind one pointer so the inlined hit path reads no
+/// class property.
+@usableFromInline
+struct TLBControl {
+  @usableFromInline var entries: UnsafeMutablePointer<TLBEntry>
+  @usableFromInline var mask: UInt64
+  /// The current context's name, shifted into bits 63:52 of a tag.
+  @usableFromInline var contextKey: UInt64 = 0
+  /// CR4.PKE or CR4.PKS: hits must pass the key check too.
+  @usableFromInline var keysEnabled = false
+  /// For each access class, which ``Rights`` permit it (``PermissionMap``).
+  @usableFromInline var allow: UnsafeMutablePointer<UInt64>
+  /// The controls the key check reads.
+  var keyControl: PagingControl?
+}
+
+/// A direct-mapped TLB of translations (combined GVA→HPA entries under nested paging, linear
+/// ones otherwise), indexed by the low bits of the page number and tagged per
+/// ``TaggingContexts``. A hit is used only if it permits the access; a hit that denies it, or a
+/// write through an entry whose dirty flag is clear, re-walks (IMPL choices of SEMANTICS §8:
+/// "re-walk" rather than a spurious fault, and "re-walk" to set D).
+@usableFromInline
+final class TranslationBuffer {
+  @usableFromInline let control: UnsafeMutablePointer<TLBControl>
+  let entries: UnsafeMutablePointer<TLBEntry>
+  let allow: UnsafeMutablePointer<UInt64>
+  /// The number of entries.
+  let capacity: Int
+  private let mask: UInt64
+  /// Whether an entry of a large page may be present (invalidations must then scan).
+  private var holdsLargePages = false
+
+  /// A TLB of `capacity` entries (rounded up to a power of two).
+  init(capacity: Int) {
+    var count = 1
+    while count < capacity { count <<= 1 }
+    self.capacity = count
+    mask = UInt64(count - 1)
+    entries = .allocate(capacity: count)
+    entries.initialize(repeating: .empty, count: count)
+    allow = .allocate(capacity: AccessClass.count)
+    allow.initialize(repeating: 0, count: AccessClass.count)
+    control = .allocate(capacity: 1)
+    control.initialize(to: TLBControl(entries: entries, mask: mask, allow: allow))
+  }
+
+  deinit {
+    entries.deinitialize(count: capacity)
+    entries.deallocate()
+    allow.deallocate()
+    control.deinitialize(count: 1)
+    control.deallocate()
+  }
+
+  /// Loads the permission map and key controls of the current guest controls.
+  func configure(_ paging: PagingControl, _ permissions: PermissionMap) {
+    for index in 0..<AccessClass.count { allow[index] = permissions.allow[index] }
+    control.pointee.keysEnabled = paging.keysEnabled
+    control.pointee.keyControl = paging
+  }
+
+  /// Switches the current context.
+  func setContext(_ context: UInt32) {
+    control.pointee.contextKey = UInt64(context) << 52
+  }
+
+  /// SEMANTICS §6.1 TLB_ACCESS steps 1, 3–5: the host physical address if a matching entry
+  /// permits the access, else `nil` (miss, or a re-walk).
+  @inlinable @inline(__always)
+  func lookup(_ address: UInt64, _ access: Access) -> UInt64? {
+    Self.lookup(control, address, access)
+  }
+
+  /// The lookup over a TLB's control block, for MMUs that keep the pointer themselves.
+  @inlinable @inline(__always)
+  static func lookup(
+    _ state: UnsafeMutablePointer<TLBControl>, _ address: UInt64, _ access: Access
+  ) -> UInt64? {
+    let page = address &>> 12
+    let entry = state.pointee.entries[Int(truncatingIfNeeded: page & state.pointee.mask)]
+    guard entry.tag == page | state.pointee.contextKey else { return nil }
+    let permitted = state.pointee.allow[AccessClass.of(access)] &>> UInt64(entry.info & 63) & 1
+    guard permitted != 0 else { return nil }
+    if access.kind == .write && entry.info & TLBEntry.dirty == 0 { return nil }
+    if state.pointee.keysEnabled && keyDenies(state, entry, access) { return nil }
+    return entry.frame | (address & 0xFFF)
+  }
+
+  @usableFromInline
+  static func keyDenies(
+    _ state: UnsafeMutablePointer<TLBControl>, _ entry: TLBEntry, _ access: Access
+  ) -> Bool {
+    guard let paging = state.pointee.keyControl else { return false }
+    return ProtectionKeys.deny(
+      access, key: entry.key, userAddress: entry.info & UInt32(Rights.user) != 0, paging)
+  }
+
+  /// Caches a successful walk (every A flag on its path is set by now; SEMANTICS §6.1 "fill").
+  func insert(_ address: UInt64, hostPhysical: UInt64, _ path: WalkPath, context: UInt32) {
+    var info = UInt32(path.rights & 63) | UInt32(path.key) << 8 | UInt32(path.leaf) << 12
+    if path.dirty { info |= TLBEntry.dirty }
+    if path.global { info |= TLBEntry.global }
+    if path.leaf > 1 { holdsLargePages = true }
+    let page = address >> 12
+    entries[Int(truncatingIfNeeded: page & mask)] = TLBEntry(
+      tag: page | UInt64(context) << 52, frame: hostPhysical & ~0xFFF, context: context,
+      info: info)
+  }
+
+  /// Drops the entries that translate `address` (any page size) and satisfy `matches`.
+  func invalidate(address: UInt64, where matches: (TLBEntry) -> Bool) {
+    let page = address >> 12
+    let slot = Int(truncatingIfNeeded: page & mask)
+    if !entries[slot].isEmpty && entries[slot].page == page && matches(entries[slot]) {
+      entries[slot] = .empty
+    }
+    guard holdsLargePages else { return }
+    for index in 0..<capacity where !entries[index].isEmpty && entries[index].level > 1 {
+      let shift = UInt64(9 * (entries[index].level - 1))
+      if entries[index].page >> shift == page >> shift && matches(entries[index]) {
+        entries[index] = .empty
+      }
+    }
+  }
+
+  /// Drops every entry that satisfies `matches`.
+  func invalidateAll(where matches: (TLBEntry) -> Bool) {
+    for index in 0..<capacity where !entries[index].isEmpty && matches(entries[index]) {
+      entries[index] = .empty
+    }
+  }
+
+  /// Drops everything.
+  func flush() {
+    entries.update(repeating: .empty, count: capacity)
+    holdsLargePages = false
+  }
+
+}
