@@ -17,7 +17,7 @@ public struct Nestcheck: ParsableCommand {
         3  undecided: a solver timeout or an exhausted budget; never a pass
         4  internal error in nestcheck itself
       """,
-    subcommands: [Translate.self, Explain.self, Prove.self, Bench.self]
+    subcommands: [Translate.self, Explain.self, Prove.self, Check.self, Bench.self]
   )
 
   /// Makes the command.
