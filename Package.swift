@@ -33,7 +33,13 @@ let package = Package(
     // The symbolic (Z3) interpretation of the reference model, and the properties it proves.
     .target(name: "Prover", dependencies: ["ReferenceModel", "Machine", "Z3"]),
     // The independent fast MMU: the code under test. It must not import ReferenceModel.
-    .target(name: "FastMMU", dependencies: ["Machine"]),
+    // Its catalogue of injectable bugs (for the fuzzer's tests) exists only in debug builds.
+    .target(
+      name: "FastMMU", dependencies: ["Machine"],
+      swiftSettings: [.define("NESTCHECK_BUGS", .when(configuration: .debug))]
+    ),
+    // The differential oracle: allowed-outcome sets, generation, shrinking, targets, campaigns.
+    .target(name: "Oracle", dependencies: ["Machine", "ReferenceModel", "FastMMU", "Prover"]),
     // Builders for the benchmark workloads of DESIGN.md and for test states.
     .target(name: "Workloads", dependencies: ["Machine"]),
     // The correctness gate: spec files (YAML) with expected verdicts, built into states and run.
@@ -48,7 +54,7 @@ let package = Package(
     .target(
       name: "NestcheckCLI",
       dependencies: [
-        "Machine", "ReferenceModel", "Prover", "FastMMU", "Workloads", "Gate",
+        "Machine", "ReferenceModel", "Prover", "FastMMU", "Workloads", "Gate", "Oracle",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -61,7 +67,12 @@ let package = Package(
     .testTarget(
       name: "ProverTests", dependencies: ["Prover", "ReferenceModel", "Machine", "Workloads", "Z3"]),
     .testTarget(name: "FastMMUTests", dependencies: ["FastMMU", "Machine", "Workloads"]),
-    .testTarget(name: "GateTests", dependencies: ["Gate", "Machine", "Workloads"]),
+    .testTarget(
+      name: "GateTests",
+      dependencies: ["Gate", "Machine", "Workloads", "ReferenceModel", "FastMMU"]),
+    .testTarget(
+      name: "OracleTests",
+      dependencies: ["Oracle", "Machine", "ReferenceModel", "FastMMU", "Workloads"]),
     .testTarget(name: "NestcheckCLITests", dependencies: ["NestcheckCLI", "Machine", "Workloads"]),
   ]
 )
