@@ -65,53 +65,75 @@ public struct Concrete: BitVectorDomain, Sendable {
   @inline(__always) public func known(_ flag: Bool) -> Bool? { flag }
 }
 
-/// Host physical memory for the concrete interpretation: 4-KiB pages in one flat array,
-/// found through a dense frame index for low memory and a dictionary above it.
+/// Host physical memory for the concrete interpretation: 4-KiB pages in one flat array, found
+/// through a small open-addressing table from frame number to page slot.
 ///
 /// ENGINEERING-NOTES: dictionary lookups dominate a walk over a dictionary memory; a flat
-/// page-frame array is much faster. Page slot 0 is a page of zeros that every absent frame
-/// reads from.
+/// page-frame array is much faster. The frame table stays small (a few thousand frames hold
+/// every table of B1), so it lives in cache and a load costs one miss at most: the page's.
+/// Page slot 0 is a page of zeros that every absent frame reads from.
 public struct FrameMemory: Sendable {
   private var words: [UInt64]
-  private var dense: [Int32]
-  private var sparse: [UInt64: Int32]
-
-  /// Frames below this number are found through the dense index (16 GiB of address space).
-  static let denseFrameLimit: UInt64 = 1 << 22
+  /// Frame number + 1 per bucket; 0 marks an empty bucket.
+  private var keys: [UInt64]
+  private var slots: [Int32]
+  private var occupied = 0
 
   /// Copies a snapshot's memory.
   public init(_ memory: PhysicalMemory) {
     words = [UInt64](repeating: 0, count: 512)
-    sparse = [:]
     let frames = memory.populatedFrames
-    let highestDense = frames.last(where: { $0 < Self.denseFrameLimit }).map { Int($0) + 1 } ?? 0
-    dense = [Int32](repeating: 0, count: highestDense)
+    var capacity = 64
+    while capacity < frames.count * 2 { capacity *= 2 }
+    keys = [UInt64](repeating: 0, count: capacity)
+    slots = [Int32](repeating: 0, count: capacity)
     for (address, value) in memory.words {
       let slot = self.slot(creating: address >> 12)
       words[slot * 512 + Int((address & 0xFFF) >> 3)] = value
     }
   }
 
+  @inline(__always) private static func bucket(_ frame: UInt64, _ mask: Int) -> Int {
+    Int(truncatingIfNeeded: (frame &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
+  }
+
   @inline(__always)
   private func slot(of frame: UInt64) -> Int {
-    if frame < UInt64(dense.count) { return Int(dense[Int(frame)]) }
-    return Int(sparse[frame] ?? 0)
+    let mask = keys.count - 1
+    var i = Self.bucket(frame, mask)
+    while true {
+      let key = keys[i]
+      if key == frame &+ 1 { return Int(slots[i]) }
+      if key == 0 { return 0 }
+      i = (i &+ 1) & mask
+    }
   }
 
   private mutating func slot(creating frame: UInt64) -> Int {
     let existing = slot(of: frame)
     if existing != 0 { return existing }
+    if (occupied + 1) * 2 > keys.count { grow() }
     let fresh = words.count / 512
     words.append(contentsOf: repeatElement(0, count: 512))
-    if frame < Self.denseFrameLimit {
-      if frame >= UInt64(dense.count) {
-        dense.append(contentsOf: repeatElement(0, count: Int(frame) + 1 - dense.count))
-      }
-      dense[Int(frame)] = Int32(fresh)
-    } else {
-      sparse[frame] = Int32(fresh)
-    }
+    insert(frame, slot: fresh)
     return fresh
+  }
+
+  private mutating func insert(_ frame: UInt64, slot: Int) {
+    let mask = keys.count - 1
+    var i = Self.bucket(frame, mask)
+    while keys[i] != 0 { i = (i &+ 1) & mask }
+    keys[i] = frame &+ 1
+    slots[i] = Int32(slot)
+    occupied += 1
+  }
+
+  private mutating func grow() {
+    let old = zip(keys, slots).filter { $0.0 != 0 }
+    keys = [UInt64](repeating: 0, count: keys.count * 2)
+    slots = [Int32](repeating: 0, count: keys.count)
+    occupied = 0
+    for (key, slot) in old { insert(key &- 1, slot: Int(slot)) }
   }
 
   /// The word at an 8-byte-aligned address; zero where nothing is stored.
@@ -128,15 +150,12 @@ public struct FrameMemory: Sendable {
   /// The contents as a sparse snapshot memory.
   public var snapshot: PhysicalMemory {
     var result = PhysicalMemory()
-    func copy(frame: UInt64, slot: Int) {
-      for i in 0..<512 where words[slot * 512 + i] != 0 {
-        result[frame << 12 | UInt64(i) << 3] = words[slot * 512 + i]
+    for (key, slot) in zip(keys, slots) where key != 0 {
+      let frame = key &- 1
+      for i in 0..<512 where words[Int(slot) * 512 + i] != 0 {
+        result[frame << 12 | UInt64(i) << 3] = words[Int(slot) * 512 + i]
       }
     }
-    for (frame, slot) in dense.enumerated() where slot != 0 {
-      copy(frame: UInt64(frame), slot: Int(slot))
-    }
-    for (frame, slot) in sparse { copy(frame: frame, slot: Int(slot)) }
     return result
   }
 }

@@ -136,7 +136,9 @@ func walkTables<F: EntryFormat>(
     stopLevel: d.word(0), physical: d.word(0), pageSize: d.word(0))
   var table = root
   var stopped = d.not(enabled)
-  for level in stride(from: format.levels, through: 1, by: -1) {
+  var level = format.levels
+  while level >= 1 {
+    defer { level -= 1 }
     if d.isCertainlyTrue(stopped) { break }
     let live = d.not(stopped)
     let index = d.masked(d.shiftRight(address, indexShift(level: level)), 0x1FF)
