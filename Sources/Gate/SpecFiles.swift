@@ -76,37 +76,7 @@ public enum SpecFiles {
   /// The text of the spec file at `path`: refused, naming the file, when it cannot be opened or
   /// read (with the system's reason), is larger than ``sizeLimit``, or is not UTF-8.
   public static func text(at path: String) throws(FormatError) -> String {
-    func fail(_ message: String) -> FormatError {
-      FormatError(file: path, field: "", message: message)
-    }
-    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-    guard descriptor >= 0 else { throw fail("cannot open: " + systemReason(errno)) }
-    defer { close(descriptor) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-      let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw fail("cannot read: " + systemReason(errno))
-      }
-      if count == 0 { break }
-      guard bytes.count + count <= sizeLimit else {
-        throw fail("larger than the \(sizeLimit >> 20) MiB limit for a spec file")
-      }
-      bytes += chunk[0..<count]
-    }
-    guard let text = String(validating: bytes, as: UTF8.self) else {
-      throw fail("not UTF-8 text (a spec is a YAML document)")
-    }
-    return text
-  }
-
-  /// The system's description of an `errno` value, in lower case.
-  static func systemReason(_ code: Int32) -> String {
-    guard let text = strerror(code) else { return "error \(code)" }
-    let reason = String(cString: text)
-    return reason.prefix(1).lowercased() + reason.dropFirst()
+    try InputFile.text(at: path, limit: sizeLimit, kind: "a spec is a YAML document")
   }
 
   /// Reads, parses and builds every spec under `paths`, in ``discover(_:)``'s order, and

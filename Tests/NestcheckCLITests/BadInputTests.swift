@@ -160,7 +160,7 @@ import Testing
     ])
     #expect(
       failure?.message
-        == "nestcheck: \(directory.url.path): is a directory, not a state snapshot file")
+        == "nestcheck: \(directory.url.path): is a directory, not a file")
     #expect(failure?.exit == .badInput)
   }
 
@@ -208,9 +208,9 @@ import Testing
       throws: FormatError(
         file: path, field: "", message: "larger than the 1 MiB limit for an input file")
     ) {
-      try InputFile.text(at: path, limit: 1 << 20)
+      try InputFile.text(at: path, limit: 1 << 20, kind: "test")
     }
-    #expect(try InputFile.text(at: path, limit: 2 << 20).count == (1 << 20) + 1)
+    #expect(try InputFile.text(at: path, limit: 2 << 20, kind: "test").count == (1 << 20) + 1)
   }
 
   @Test("A file that is not UTF-8 is refused")
