@@ -17,6 +17,11 @@ struct EPTStage: NestedStage {
   /// 24 words of ``WalkScratch``: entry addresses (A/D), tables and rights by level (fills).
   let scratch: UnsafeMutablePointer<UInt64>
 
+  #if NESTCHECK_BUGS
+    /// The bugs of the MMU that walks it (``InjectedBug``).
+    var bugs = InjectedBugSet()
+  #endif
+
   private(set) var fault: Outcome = .generalProtection
   /// The last successful translation's AND of R, W, X and XU, and its leaf.
   private var effective: UInt64 = 0
@@ -141,7 +146,10 @@ struct EPTStage: NestedStage {
   /// Step 3: the kind of access the translation performs.
   @inline(__always)
   private func need(_ purpose: NestedPurpose, _ access: Access) -> AccessKind {
-    purpose == .final ? access.kind : (pointer.accessedDirty ? .write : .read)
+    #if NESTCHECK_BUGS
+      if purpose != .final && bugs.contains(.eptTableReadsNotWrites) { return .read }
+    #endif
+    return purpose == .final ? access.kind : (pointer.accessedDirty ? .write : .read)
   }
 
   /// The execute right that applies: XS, or XU for a user-mode linear address with
@@ -243,6 +251,11 @@ struct EPTStage: NestedStage {
     guard format.isPresent(entry) else {
       return violation(gpa, purpose, access, effective: effective, linear: linear)
     }
+    #if NESTCHECK_BUGS
+      if bugs.contains(.eptMisconfigurationAsViolation) {
+        return violation(gpa, purpose, access, effective: effective, linear: linear)
+      }
+    #endif
     fault = .eptMisconfiguration(guestPhysical: gpa)
     return nil
   }
@@ -257,6 +270,13 @@ struct EPTStage: NestedStage {
     let q = EPTQualification.make(
       cause, effective: effective, modeBasedExecute: format.modeBasedExecute)
     fault = .eptViolation(qualification: q, guestPhysical: gpa, guestLinear: linear)
+    #if NESTCHECK_BUGS
+      if bugs.contains(.eptQualificationBitsReordered) {  // KVM's ACC_* order: X, W, U(=R)
+        let reordered =
+          q & ~0x38 | (effective & 4) << 1 | (effective & 2) << 3 | (effective & 1) << 5
+        fault = .eptViolation(qualification: reordered, guestPhysical: gpa, guestLinear: linear)
+      }
+    #endif
     return nil
   }
 

@@ -99,21 +99,30 @@ enum GuestWalk {
     references: inout Int
   ) -> Outcome {
     guard control.paging else {  // SEMANTICS §4.1: with CR0.PG = 0 only step 7 runs
+      // With paging off every linear address is a user-mode address (Intel SDM Vol. 3C,
+      // exit qualification bit 9): with mode-based execute control a fetch needs XU.
       guard
         let hpa = stage.translate(
-          address, .final, access, linear: address, guestUser: false, memory: memory,
+          address, .final, access, linear: address, guestUser: true, memory: memory,
           references: &references)
       else { return stage.fault }
       path.top = 0
       path.leaf = 1
-      path.rights = Rights.guestAll | stage.finalRights(guestUser: false)
+      path.rights = Rights.guestAll | stage.finalRights(guestUser: true)
       path.key = 0
       path.global = false
       path.dirty = stage.dirty
       path.guestPhysical = address
       return .translated(hostPhysical: hpa)
     }
-    guard control.isCanonical(address) else { return .generalProtection }
+    guard control.isCanonical(address) else {
+      #if NESTCHECK_BUGS
+        if control.bugs.contains(.nonCanonicalAsPageFault) {
+          return pageFault(control.errorCodeBase(access) | PageFaultCode.present, address)
+        }
+      #endif
+      return .generalProtection
+    }
     var level = control.levels  // step 2
     var tableGuest = control.root
     var tableHost: UInt64 = 0
@@ -174,11 +183,20 @@ enum GuestWalk {
     }
     path.leaf = level
     // Step 5: U = AND(U/S), W = AND(R/W), XD = OR(XD) over the path (SEMANTICS §1.5).
-    let guestRights =
+    let accumulated =
       inherited
       & Rights.of(
         all & ~X86Entry.executeDisable | any & X86Entry.executeDisable,
         executeDisableEnabled: control.executeDisable)
+    #if NESTCHECK_BUGS
+      let guestRights =
+        control.bugs.contains(.xdNotInherited)  // X from the leaf alone
+        ? accumulated & ~Rights.execute
+          | Rights.of(entry, executeDisableEnabled: control.executeDisable) & Rights.execute
+        : accumulated
+    #else
+      let guestRights = accumulated
+    #endif
     // Step 6: rules 1–6 and the key check, after a complete valid walk.
     let userAddress = guestRights & Rights.user != 0
     let key = X86Entry.protectionKey(entry)
@@ -186,14 +204,39 @@ enum GuestWalk {
       control.keysEnabled
       && ProtectionKeys.deny(access, key: key, userAddress: userAddress, control)
     if keyDenied || !permissions.permits(access, guestRights | Rights.nestedAll) {
-      let code = baseCode | PageFaultCode.present | (keyDenied ? PageFaultCode.protectionKey : 0)
-      return pageFault(code, address)
+      let keyBit = keyDenied ? PageFaultCode.protectionKey : 0
+      #if NESTCHECK_BUGS
+        if control.bugs.contains(.dirtySetOnFaultingWrite) && access.kind == .write {
+          memory.storeExisting(
+            path.entryHost(level), entry | X86Entry.accessed | X86Entry.dirty)
+        }
+        if control.bugs.contains(.finalTranslationBeforeGuestFault),
+          stage.translate(
+            X86Entry.translate(entry, level: level, address), .final, access, linear: address,
+            guestUser: userAddress, memory: memory, references: &references) == nil
+        {
+          return stage.fault
+        }
+        if control.bugs.contains(.protectionKeyBitDropped)
+          && !permissions.permits(access, guestRights | Rights.nestedAll)
+        {
+          return pageFault(baseCode | PageFaultCode.present, address)  // another rule denies
+        }
+      #endif
+      return pageFault(baseCode | PageFaultCode.present | keyBit, address)
     }
-    let finalGuest = X86Entry.translate(entry, level: level, address)
+    #if NESTCHECK_BUGS
+      let finalGuest =
+        control.bugs.contains(.largePageOffsetTruncated) && level > 1
+        ? entry & X86Entry.addressMask & ~(X86Entry.pageBytes(level: level) - 1) | address & 0xFFF
+        : X86Entry.translate(entry, level: level, address)
+    #else
+      let finalGuest = X86Entry.translate(entry, level: level, address)
+    #endif
     let write = access.kind == .write
     let updates = all & X86Entry.accessed == 0 || (write && entry & X86Entry.dirty == 0)
     if updates && settings.accessedDirtyFirst {  // steps 5 and 7, in the configured order
-      if let fault = updateAccessedDirty(path, write: write, address, &stage, memory) {
+      if let fault = updateAccessedDirty(path, write: write, address, &stage, memory, control) {
         return fault
       }
     }
@@ -203,7 +246,7 @@ enum GuestWalk {
         references: &references)
     else { return stage.fault }
     if updates && !settings.accessedDirtyFirst {
-      if let fault = updateAccessedDirty(path, write: write, address, &stage, memory) {
+      if let fault = updateAccessedDirty(path, write: write, address, &stage, memory, control) {
         return fault
       }
     }
@@ -226,7 +269,8 @@ enum GuestWalk {
   /// the guest tables untouched.
   @inline(never)
   static func updateAccessedDirty<Stage: NestedStage>(
-    _ path: WalkPath, write: Bool, _ address: UInt64, _ stage: inout Stage, _ memory: MemoryView
+    _ path: WalkPath, write: Bool, _ address: UInt64, _ stage: inout Stage, _ memory: MemoryView,
+    _ control: PagingControl
   ) -> Outcome? {
     for level in stride(from: path.top, through: path.leaf, by: -1)
     where needsUpdate(path.entry(level), leaf: level == path.leaf, write: write) {
@@ -238,7 +282,12 @@ enum GuestWalk {
     }
     for level in stride(from: path.top, through: path.leaf, by: -1) {
       let old = memory.load(path.entryHost(level))
-      let new = old | X86Entry.accessed | (level == path.leaf && write ? X86Entry.dirty : 0)
+      #if NESTCHECK_BUGS
+        let accessed = control.bugs.contains(.accessedNotSetOnSuccess) ? 0 : X86Entry.accessed
+      #else
+        let accessed = X86Entry.accessed
+      #endif
+      let new = old | accessed | (level == path.leaf && write ? X86Entry.dirty : 0)
       if new != old { memory.storeExisting(path.entryHost(level), new) }
     }
     return nil

@@ -49,6 +49,11 @@ struct NPTStage: NestedStage {
   /// 24 words of ``WalkScratch``, as for ``EPTStage``.
   let scratch: UnsafeMutablePointer<UInt64>
 
+  #if NESTCHECK_BUGS
+    /// The bugs of the MMU that walks it (``InjectedBug``).
+    var bugs = InjectedBugSet()
+  #endif
+
   private(set) var fault: Outcome = .generalProtection
   /// The last successful translation's accumulated ``Rights`` (U, W, X) and its leaf.
   private var accumulated: UInt8 = 0
@@ -81,7 +86,12 @@ struct NPTStage: NestedStage {
     _ gpa: UInt64, _ purpose: NestedPurpose, _ access: Access, linear: UInt64, guestUser: Bool,
     memory: MemoryView, references: inout Int
   ) -> UInt64? {
-    let need: AccessKind = purpose == .final ? access.kind : .write  // step 1
+    #if NESTCHECK_BUGS
+      let tableAccess: AccessKind = bugs.contains(.nptTableReadsNotWrites) ? .read : .write
+    #else
+      let tableAccess = AccessKind.write
+    #endif
+    let need: AccessKind = purpose == .final ? access.kind : tableAccess  // step 1
     var level = configuration.levels
     var table = configuration.root
     var accumulated = Rights.guestAll
@@ -119,6 +129,9 @@ struct NPTStage: NestedStage {
       }
       level &-= 1
     }
+    #if NESTCHECK_BUGS
+      if bugs.contains(.nptAccessesNotUser) { accumulated |= Rights.user }
+    #endif
     guard Self.permits(need, accumulated) else {
       return nestedFault(gpa, purpose, need, present: true, reserved: false)
     }
@@ -173,6 +186,11 @@ struct NPTStage: NestedStage {
         purpose: purpose, need: need, present: present, reserved: reserved,
         executeDisable: configuration.executeDisable),
       exitInfo2: gpa)
+    #if NESTCHECK_BUGS
+      if bugs.contains(.nptFinalBitAlwaysSet), case .nestedPageFault(let info1, let info2) = fault {
+        fault = .nestedPageFault(exitInfo1: info1 | NPTExitInfo.finalTranslation, exitInfo2: info2)
+      }
+    #endif
     return nil
   }
 

@@ -34,6 +34,9 @@ extension NestedMMU {
     case .generalProtection, .translated:
       return
     case .pageFault:
+      #if NESTCHECK_BUGS
+        if control.bugs.contains(.faultKeepsStaleEntry) { return }
+      #endif
       tlb.invalidate(address: address) { self.tag($0.context).vpid == current }
       guestCache?.invalidate(address: address) { $0 == self.context }
       return
@@ -61,7 +64,8 @@ extension NestedMMU {
     default: break
     }
     guard let next = registers.writing(register, value) else { return .refused(.invalidValue) }
-    guard let decoded = PagingControl(next, processor: processor) else {
+    guard let decoded = PagingControl(next, processor: processor, configuration: configuration)
+    else {
       return .refused(.invalidValue)
     }
     let old = control
@@ -85,7 +89,13 @@ extension NestedMMU {
   /// CR4.PGE (required), and — more than required, always allowed — PCIDE, PAE, LA57, SMEP,
   /// SMAP, PKE, PKS, CR0.PG, CR0.WP and EFER.NXE.
   static func flushesEverything(_ old: PagingControl, _ new: PagingControl) -> Bool {
-    old.globalPages != new.globalPages || old.pcidEnabled != new.pcidEnabled
+    #if NESTCHECK_BUGS
+      let globalPagesToggled =
+        old.globalPages != new.globalPages && !new.bugs.contains(.pgeToggleKeepsGlobals)
+    #else
+      let globalPagesToggled = old.globalPages != new.globalPages
+    #endif
+    return globalPagesToggled || old.pcidEnabled != new.pcidEnabled
       || old.paging != new.paging || old.levels != new.levels
       || old.writeProtect != new.writeProtect || old.smep != new.smep || old.smap != new.smap
       || old.userKeys != new.userKeys || old.supervisorKeys != new.supervisorKeys
@@ -118,13 +128,16 @@ extension NestedMMU {
   func invlpg(_ address: UInt64) {
     let current = vpid
     let pcid = control.pcid
-    tlb.invalidate(address: address) {
-      let t = self.tag($0.context)
-      return t.vpid == current && (t.pcid == pcid || $0.isGlobal)
-    }
     guestCache?.invalidate {
       let t = self.tag($0)
       return t.vpid == current && t.pcid == pcid
+    }
+    #if NESTCHECK_BUGS
+      if control.bugs.contains(.invlpgKeepsEntry) { return }
+    #endif
+    tlb.invalidate(address: address) {
+      let t = self.tag($0.context)
+      return t.vpid == current && (t.pcid == pcid || $0.isGlobal)
     }
   }
 
@@ -170,8 +183,11 @@ extension NestedMMU {
       case .npt:
         root = eptp & X86Entry.addressMask
       }
-      dropCombined { tag, _ in tag.root == root }
       dropGuestPhysical { $0.root == root }
+      #if NESTCHECK_BUGS
+        if control.bugs.contains(.inveptKeepsCombinedMappings) { return .completed }
+      #endif
+      dropCombined { tag, _ in tag.root == root }
     case .allContexts:
       dropCombined { _, _ in true }
       dropGuestPhysical { _ in true }

@@ -42,7 +42,10 @@ public final class NestedMMU: VirtualMMU {
   public init(_ state: MachineState, configuration: MMUConfiguration = MMUConfiguration())
     throws(MMUSetupError)
   {
-    guard let control = PagingControl(state.guest, processor: state.processor) else {
+    guard
+      let control = PagingControl(
+        state.guest, processor: state.processor, configuration: configuration)
+    else {
       throw MMUSetupError("the guest's paging mode (32-bit or PAE paging) is outside scope")
     }
     self.configuration = configuration
@@ -55,6 +58,9 @@ public final class NestedMMU: VirtualMMU {
     tlbEnabled = configuration.tlbEntries > 0
     tlb = TranslationBuffer(capacity: max(1, configuration.tlbEntries))
     tlbControl = tlb.control
+    #if NESTCHECK_BUGS
+      tlbControl.pointee.writesIgnoreDirty = configuration.bugs.contains(.writeThroughCleanEntry)
+    #endif
     let cacheEntries = configuration.pagingStructureCacheEntries
     guestCache = cacheEntries > 0 ? PagingStructureCache(entriesPerLevel: cacheEntries) : nil
     nestedCache = cacheEntries > 0 ? PagingStructureCache(entriesPerLevel: cacheEntries) : nil
@@ -95,6 +101,9 @@ public final class NestedMMU: VirtualMMU {
         scratch: scratch.stage)
       if let eptStage {
         if initialize { eptStage.initialize(to: stage) } else { eptStage.pointee = stage }
+        #if NESTCHECK_BUGS
+          eptStage.pointee.bugs = configuration.bugs
+        #endif
       }
     case .npt(let npt):
       let stage = NPTStage(
@@ -103,6 +112,9 @@ public final class NestedMMU: VirtualMMU {
         scratch: scratch.stage)
       if let nptStage {
         if initialize { nptStage.initialize(to: stage) } else { nptStage.pointee = stage }
+        #if NESTCHECK_BUGS
+          nptStage.pointee.bugs = configuration.bugs
+        #endif
       }
     }
   }
@@ -237,13 +249,18 @@ public final class NestedMMU: VirtualMMU {
     tlb.configure(control, permissions)
     let root = nested.root
     let generation = contexts.generation
-    context = contexts.id(ContextTag(vpid: vpid, pcid: control.pcid, root: root))
+    #if NESTCHECK_BUGS
+      let pcid = control.bugs.contains(.pcidIgnoredInTag) ? 0 : control.pcid
+    #else
+      let pcid = control.pcid
+    #endif
+    context = contexts.id(ContextTag(vpid: vpid, pcid: pcid, root: root))
     nestedContext = contexts.id(ContextTag(vpid: .max, pcid: 0, root: root))
     if contexts.generation != generation {  // names start over: nothing cached may keep one
       tlb.flush()
       guestCache?.invalidate { _ in true }
       nestedCache?.invalidate { _ in true }
-      context = contexts.id(ContextTag(vpid: vpid, pcid: control.pcid, root: root))
+      context = contexts.id(ContextTag(vpid: vpid, pcid: pcid, root: root))
       nestedContext = contexts.id(ContextTag(vpid: .max, pcid: 0, root: root))
     }
     tlb.setContext(context)

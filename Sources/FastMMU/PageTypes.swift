@@ -18,6 +18,10 @@ struct PageTypes {
   private(set) var frames: [UInt64: Frame] = [:]
   /// The guest's reserved-bit rules, against which every new entry is validated.
   let reserved: X86ReservedBits
+  #if NESTCHECK_BUGS
+    /// The bugs of the MMU that validates (``InjectedBug``).
+    var bugs = InjectedBugSet()
+  #endif
 
   init(reserved: X86ReservedBits) { self.reserved = reserved }
 
@@ -77,7 +81,12 @@ struct PageTypes {
     if level == 1 {
       guard entry & X86Entry.writable != 0 else { return true }
       var info = frames[target] ?? Frame()
-      guard info.level == 0 else { return false }  // never a writable mapping of a table
+      #if NESTCHECK_BUGS
+        let validates = info.level == 0 || bugs.contains(.paravirtualWritableTableMapping)
+      #else
+        let validates = info.level == 0
+      #endif
+      guard validates else { return false }  // never a writable mapping of a table
       info.writableMappings += 1
       frames[target] = info
       return true

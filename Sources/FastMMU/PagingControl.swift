@@ -45,6 +45,10 @@ struct PagingControl {
   /// MAXPHYADDR: entry bits from here to 51 are reserved.
   var addressBits: Int
   var reserved: X86ReservedBits
+  #if NESTCHECK_BUGS
+    /// The bugs the MMU was made with (``InjectedBug``); only guest controls carry them.
+    var bugs = InjectedBugSet()
+  #endif
 
   /// Decodes a register set; `nil` for paging modes outside scope (32-bit and PAE paging:
   /// CR0.PG = 1 without CR4.PAE and EFER.LMA).
@@ -76,6 +80,20 @@ struct PagingControl {
       gigabytePages: processor.gigabytePages, amd: processor.vendor == .amd)
   }
 
+  /// Decodes a guest's register set for an MMU made with `configuration`, which in debug builds
+  /// may carry injected bugs.
+  init?(_ registers: GuestRegisters, processor: Processor, configuration: MMUConfiguration) {
+    self.init(registers, processor: processor)
+    #if NESTCHECK_BUGS
+      bugs = configuration.bugs
+      if bugs.contains(.amdBit8NotReserved) {
+        reserved = X86ReservedBits(
+          addressBits: addressBits, executeDisable: executeDisable,
+          gigabytePages: processor.gigabytePages, amd: false)
+      }
+    #endif
+  }
+
   /// Whether protection keys are checked at all (CR4.PKE or CR4.PKS, with paging on).
   var keysEnabled: Bool { paging && (userKeys || supervisorKeys) }
 
@@ -93,6 +111,11 @@ struct PagingControl {
     var code: UInt64 = access.kind == .write ? PageFaultCode.write : 0
     if access.user { code |= PageFaultCode.user }
     if access.kind == .fetch && (smep || executeDisable) { code |= PageFaultCode.fetch }
+    #if NESTCHECK_BUGS
+      if access.kind == .fetch && bugs.contains(.fetchBitWithoutSMEPOrNXE) {
+        code |= PageFaultCode.fetch
+      }
+    #endif
     return code
   }
 }

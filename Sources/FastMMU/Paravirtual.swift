@@ -7,6 +7,14 @@ extension ParavirtualMMU {
   /// batch with `-EINVAL` and the number applied. No TLB entry is flushed: stale translations
   /// persist until the guest asks for a flush.
   func mmuUpdate(_ updates: [PageTableUpdate]) -> TraceResult {
+    #if NESTCHECK_BUGS
+      if configuration.bugs.contains(.paravirtualBatchContinuesAfterFailure) {
+        var applied = 0
+        for update in updates where apply(update) { applied += 1 }
+        return .batch(
+          status: applied == updates.count ? 0 : TraceResult.invalidStatus, applied: applied)
+      }
+    #endif
     for (index, update) in updates.enumerated() where !apply(update) {
       return .batch(status: TraceResult.invalidStatus, applied: index)
     }

@@ -42,7 +42,9 @@ public final class ParavirtualMMU: VirtualMMU {
   public init(_ state: MachineState, configuration: MMUConfiguration = MMUConfiguration())
     throws(MMUSetupError)
   {
-    guard var control = PagingControl(state.guest, processor: state.processor), control.paging
+    guard
+      var control = PagingControl(
+        state.guest, processor: state.processor, configuration: configuration), control.paging
     else {
       throw MMUSetupError("a paravirtual guest runs in 4- or 5-level long-mode paging")
     }
@@ -55,7 +57,10 @@ public final class ParavirtualMMU: VirtualMMU {
       let root = try DomainBuilder(p2m: p2m, memory: memory).convert(
         root: control.root, levels: control.levels)
       registers.cr3 = root | state.guest.cr3 & 0xFFF
-      guard let converted = PagingControl(registers, processor: state.processor) else {
+      guard
+        let converted = PagingControl(
+          registers, processor: state.processor, configuration: configuration)
+      else {
         throw MMUSetupError("the converted CR3 does not decode")
       }
       control = converted
@@ -64,6 +69,9 @@ public final class ParavirtualMMU: VirtualMMU {
     self.control = control
     permissions = PermissionMap(control)
     types = PageTypes(reserved: control.reserved)
+    #if NESTCHECK_BUGS
+      types.bugs = configuration.bugs
+    #endif
     tlbEnabled = configuration.tlbEntries > 0
     tlb = TranslationBuffer(capacity: max(1, configuration.tlbEntries))
     tlbControl = tlb.control
@@ -186,7 +194,9 @@ public final class ParavirtualMMU: VirtualMMU {
       }
       next.cr3 = root & X86Entry.addressMask | value & 0xFFF
     }
-    guard let decoded = PagingControl(next, processor: processor), decoded.paging,
+    guard
+      let decoded = PagingControl(
+        next, processor: processor, configuration: configuration), decoded.paging,
       decoded.levels == control.levels
     else { return .refused(.invalidValue) }
     if register == .cr3 {

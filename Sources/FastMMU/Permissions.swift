@@ -96,7 +96,12 @@ struct PermissionMap {
   static func supervisorDataToUserPage(
     _ access: Access, _ userAddress: Bool, _ control: PagingControl
   ) -> Bool {
-    let rescued = !access.implicit && control.alignmentCheck
+    #if NESTCHECK_BUGS
+      let explicit = !access.implicit || control.bugs.contains(.smapRescuesImplicitAccess)
+    #else
+      let explicit = !access.implicit
+    #endif
+    let rescued = explicit && control.alignmentCheck
     return !access.user && access.kind != .fetch && userAddress && control.smap && !rescued
   }
 
@@ -104,7 +109,10 @@ struct PermissionMap {
   static func supervisorWriteToReadOnly(
     _ access: Access, _ writable: Bool, _ control: PagingControl
   ) -> Bool {
-    !access.user && access.kind == .write && !writable && control.writeProtect
+    #if NESTCHECK_BUGS
+      if control.bugs.contains(.writeProtectIgnored) { return false }
+    #endif
+    return !access.user && access.kind == .write && !writable && control.writeProtect
   }
 
   /// The nested right each kind needs: R, W or X (SEMANTICS §2.7 step 4; NPT reports R = 1).

@@ -61,7 +61,10 @@ enum ShadowLeafRights {
   /// Step 2: a read or fetch of a clean page maps it read-only, so the first write faults and
   /// the hypervisor can set the guest's D flag (KVM `protect_clean_gpte`).
   static func withoutDirtyTracking(_ rights: UInt8, _ request: Request) -> UInt8 {
-    request.guestDirty ? rights : rights & ~Rights.write
+    #if NESTCHECK_BUGS
+      if request.control.bugs.contains(.cleanPageMappedWritable) { return rights }
+    #endif
+    return request.guestDirty ? rights : rights & ~Rights.write
   }
 
   /// Step 6 (KVM, CR0.WP = 0): a supervisor write to a page the guest maps read-only succeeds,
@@ -93,6 +96,9 @@ enum ShadowLeafRights {
   /// Step 5: a frame that is a write-protected guest page table is never mapped writable
   /// (invariant I5).
   static func pageTableProtected(_ rights: UInt8, _ request: Request) -> UInt8 {
-    request.pageTable ? rights & ~Rights.write : rights
+    #if NESTCHECK_BUGS
+      if request.control.bugs.contains(.writableShadowAliasOfPageTable) { return rights }
+    #endif
+    return request.pageTable ? rights & ~Rights.write : rights
   }
 }

@@ -82,6 +82,9 @@ extension ShadowMMU {
       while level > path.leaf {
         let entry = path.entry(level)
         let rights = Rights.of(entry, executeDisableEnabled: guest.executeDisable)
+        #if NESTCHECK_BUGS
+          if guest.bugs.contains(.inheritedAccessFromParentOnly) { role.access = Rights.guestAll }
+        #endif
         role = role.child(access: rights, direct: false)
         let child = shadowPage(X86Entry.frame(entry), role)
         link(page, X86Entry.index(address, level: level), to: child)
@@ -139,7 +142,12 @@ extension ShadowMMU {
     let wanted = ShadowEntry.table(pages[child].frame)
     guard shadowMemory.read(slot) != wanted else { return }
     zap(slot, in: parent)
-    syncIfUnsync(child)  // SEMANTICS §5.4: sync an unsync child before linking it
+    // SEMANTICS §5.4: sync an unsync child before linking it.
+    #if NESTCHECK_BUGS
+      if !guest.bugs.contains(.unsyncLinkedWithoutSync) { syncIfUnsync(child) }
+    #else
+      syncIfUnsync(child)
+    #endif
     shadowMemory.write(slot, wanted)
     pages[child].parents.append(slot)
   }

@@ -61,7 +61,10 @@ public final class ShadowMMU: VirtualMMU {
   public init(_ state: MachineState, configuration: MMUConfiguration = MMUConfiguration())
     throws(MMUSetupError)
   {
-    guard let guest = PagingControl(state.guest, processor: state.processor) else {
+    guard
+      let guest = PagingControl(
+        state.guest, processor: state.processor, configuration: configuration)
+    else {
       throw MMUSetupError("the guest's paging mode (32-bit or PAE paging) is outside scope")
     }
     self.configuration = configuration

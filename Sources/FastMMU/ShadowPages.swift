@@ -24,9 +24,15 @@ struct ShadowRole: Hashable {
 
   /// The role of a root for the guest controls.
   static func root(_ control: PagingControl, levels: Int) -> ShadowRole {
-    ShadowRole(
+    #if NESTCHECK_BUGS
+      let writeProtect =
+        control.writeProtect && !control.bugs.contains(.shadowRoleIgnoresWriteProtect)
+    #else
+      let writeProtect = control.writeProtect
+    #endif
+    return ShadowRole(
       level: UInt8(levels), access: Rights.guestAll, direct: !control.paging,
-      pagingOff: !control.paging, writeProtect: control.writeProtect,
+      pagingOff: !control.paging, writeProtect: writeProtect,
       smepAndNotWriteProtect: control.smep && !control.writeProtect,
       smapAndNotWriteProtect: control.smap && !control.writeProtect,
       executeDisable: control.executeDisable)

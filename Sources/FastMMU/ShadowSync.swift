@@ -167,13 +167,24 @@ extension ShadowMMU {
     default: break
     }
     guard let next = registers.writing(register, value) else { return .refused(.invalidValue) }
-    guard let decoded = PagingControl(next, processor: processor) else {
+    guard let decoded = PagingControl(next, processor: processor, configuration: configuration)
+    else {
       return .refused(.invalidValue)
     }
     let intercepted = [.cr0, .cr3, .cr4, .efer].contains(register)
     if intercepted { exits.record(.controlRegisterAccess) }
+    #if NESTCHECK_BUGS
+      let staleWriteProtect = guest.writeProtect
+      let onlyWriteProtectToggled =
+        register == .cr0 && registers.cr0 ^ value == ControlBit.cr0WriteProtect
+    #endif
     registers = next
     guest = decoded
+    #if NESTCHECK_BUGS
+      if guest.bugs.contains(.staleWriteProtectInRole) && onlyWriteProtectToggled {
+        guest.writeProtect = staleWriteProtect  // the MMU context is not rebuilt
+      }
+    #endif
     let noFlush =
       register == .cr3 && decoded.pcidEnabled && value & ControlBit.cr3NoFlush != 0
     if intercepted && !noFlush { flushGuestTLB() }

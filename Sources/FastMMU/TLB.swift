@@ -58,6 +58,10 @@ struct TLBControl {
   @usableFromInline var allow: UnsafeMutablePointer<UInt64>
   /// The controls the key check reads.
   var keyControl: PagingControl?
+  #if NESTCHECK_BUGS
+    /// ``InjectedBug/writeThroughCleanEntry``.
+    @usableFromInline var writesIgnoreDirty = false
+  #endif
 }
 
 /// A direct-mapped TLB of translations (combined GVA→HPA entries under nested paging, linear
@@ -127,7 +131,13 @@ final class TranslationBuffer {
     guard entry.tag == page | state.pointee.contextKey else { return nil }
     let permitted = state.pointee.allow[AccessClass.of(access)] &>> UInt64(entry.info & 63) & 1
     guard permitted != 0 else { return nil }
-    if access.kind == .write && entry.info & TLBEntry.dirty == 0 { return nil }
+    if access.kind == .write && entry.info & TLBEntry.dirty == 0 {
+      #if NESTCHECK_BUGS
+        if !state.pointee.writesIgnoreDirty { return nil }
+      #else
+        return nil
+      #endif
+    }
     if state.pointee.keysEnabled && keyDenies(state, entry, access) { return nil }
     return entry.frame | (address & 0xFFF)
   }

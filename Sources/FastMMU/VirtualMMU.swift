@@ -61,6 +61,11 @@ public struct MMUConfiguration: Hashable, Sendable {
   /// Shadow paging: the host physical address where shadow tables are placed, growing
   /// upward; `nil` puts them in the upper half of the host's physical address space.
   public var shadowTableBase: UInt64?
+  #if NESTCHECK_BUGS
+    /// Bugs to build into the MMU, for testing that the oracle finds them (``InjectedBug``).
+    /// Debug builds only: release builds have no such field.
+    public var injectedBugs: Set<InjectedBug> = []
+  #endif
 
   /// The defaults: 1024-entry TLB, 1024-entry paging-structure caches, KVM's choices.
   public init(
