@@ -6,7 +6,7 @@ import Machine
 /// accessed/dirty writes the access makes, as hardware would.
 public struct ConcreteModel: Sendable {
   /// The state the model translates over; A/D writes of `perform` change its memory.
-  public private(set) var state: ModelState<Concrete>
+  public var state: ModelState<Concrete>
 
   /// Loads a snapshot; throws a ``FormatError`` naming the field for configurations the model
   /// refuses (unsupported paging modes, invalid EPTP, vendor mismatches).

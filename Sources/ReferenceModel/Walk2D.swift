@@ -34,7 +34,7 @@ private struct GuestEntryAccess<D: BitVectorDomain> {
   var hostPhysical: D.Word
 }
 
-private func walk2D<N: NestedStage>(
+func walk2D<N: NestedStage>(
   _ d: N.D, _ state: ModelState<N.D>, _ nested: N, _ linear: N.D.Word,
   _ access: AccessDescriptor<N.D>, _ choices: Choices<N.D>, _ recording: Bool
 ) -> Translation<N.D> {
