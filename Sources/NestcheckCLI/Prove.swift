@@ -19,7 +19,14 @@ struct Prove: ParsableCommand {
 
       Out-of-sync level-1 guest tables (shadow.unsyncTables) may be stale (§5.5 I8): \
       addresses whose guest walk reads one are exempt from soundness, accessed-dirty and \
-      fault-classification. Isolation needs hostRanges in the state (else it is skipped).
+      fault-classification. Isolation needs hostRanges in the state (else it is skipped). \
+      A state without shadow tables can still be proved isolated (its EPT/NPT mapping) and \
+      its formats' entry lemmas; those are then the default, and naming a shadow property \
+      is bad input.
+
+      Before starting, the proof's memory is estimated from the state's populated words; a \
+      state estimated above --memory-limit (default: three quarters of physical memory) is \
+      refused as bad input.
 
       Verdicts: proved; VIOLATED with a counterexample (a concrete address and access, \
       replayed through the concrete model and shown as both walks side by side, the first \
@@ -35,13 +42,16 @@ struct Prove: ParsableCommand {
       """
   )
 
-  @Argument(help: ArgumentHelp("The state snapshot (JSON) with shadow tables.", valueName: "state"))
+  @Argument(
+    help: ArgumentHelp(
+      "The state snapshot (JSON), with shadow tables for the shadow properties.",
+      valueName: "state"))
   var state: String
 
   @Option(
     name: .customLong("property"),
     help: ArgumentHelp(
-      "A property to prove (repeatable; default: all): "
+      "A property to prove (repeatable; default: all that apply): "
         + PropertyName.allCases.map(\.rawValue).joined(separator: ", ") + ".",
       valueName: "name"))
   var properties: [String] = []
@@ -65,6 +75,13 @@ struct Prove: ParsableCommand {
       valueName: "dir"))
   var emitDirectory: String?
 
+  @Option(
+    name: .customLong("memory-limit"),
+    help: ArgumentHelp(
+      "Refuse states whose proof is estimated to need more memory than this, in MiB.",
+      valueName: "MiB"))
+  var memoryLimit: UInt64?
+
   func validate() throws {
     for name in properties where PropertyName(rawValue: name) == nil {
       throw ValidationError(
@@ -75,8 +92,17 @@ struct Prove: ParsableCommand {
   }
 
   func run() throws {
+    let (text, exit) = try report()
+    print(text)
+    if exit != .success { throw ExitCode(exit.rawValue) }
+  }
+
+  /// The report's text and the exit code it calls for: 1 when a property is violated, 3 when
+  /// one is unknown and none violated, else 0. Bad input and internal errors are thrown.
+  func report() throws -> (text: String, exit: NestcheckExit) {
     let machine = try MachineState.load(file: state)
     var options = ProverOptions()
+    options.memoryLimit = memoryLimit.map { $0 << 20 }
     if !properties.isEmpty { options.properties = properties.compactMap(PropertyName.init) }
     options.timeoutMilliseconds = timeout
     options.resourceLimit = rlimit
@@ -96,13 +122,13 @@ struct Prove: ParsableCommand {
       json
       ? ProofText.json(report, state: state).text(pretty: true)
       : ProofText.lines(report, machine: machine).joined(separator: "\n")
-    print(text)
     if report.results.contains(where: { if case .violated = $0.verdict { true } else { false } }) {
-      throw ExitCode(NestcheckExit.failed.rawValue)
+      return (text, .failed)
     }
     if report.results.contains(where: { if case .unknown = $0.verdict { true } else { false } }) {
-      throw ExitCode(NestcheckExit.undecided.rawValue)
+      return (text, .undecided)
     }
+    return (text, .success)
   }
 }
 
@@ -131,6 +157,7 @@ enum ProofText {
   static func counterexample(_ c: Counterexample, machine: MachineState) -> [String] {
     let space = c.guestPhysical ? "guest physical" : "guest virtual"
     var lines = ["counterexample: \(c.access) at \(space) \(hex(c.address))", c.summary]
+    if c.property == .entryLemmas { return lines }
     guard let walks = try? c.walks(in: machine) else { return lines }
     var rows: [[String]] = [["", "level", "shadow (hardware walk)", "guest-plus-host"]]
     for (i, row) in walks.rows.enumerated() {

@@ -45,7 +45,7 @@ public struct ProofStatistics: Hashable, Sendable {
 final class CellProver {
   let problem: ProofProblem
   let context = Context()
-  let shadowState: ModelState<Symbolic>
+  let shadowState: ModelState<Symbolic>?
   let compositionState: ModelState<Symbolic>
   let nestedState: ModelState<Symbolic>?
   let protectedFrames: Set<UInt64>
@@ -65,7 +65,9 @@ final class CellProver {
     self.worker = worker
     let d = Symbolic(context: context)
     let memory = SymbolicMemory(problem.machine.memory)
-    shadowState = try symbolicState(d, problem.shadowMachine, memory)
+    shadowState = try problem.shadowMachine.map { m throws(FormatError) in
+      try symbolicState(d, m, memory)
+    }
     compositionState = try symbolicState(d, problem.machine, memory)
     nestedState = try problem.nestedMachine.map { m throws(FormatError) in
       try symbolicState(d, m, memory)
@@ -146,6 +148,7 @@ final class CellProver {
       return results
     }
 
+    guard let shadowState else { return [:] }
     let observation = Observation(
       shadow: allAccesses.map {
         translate(

@@ -46,8 +46,11 @@ public struct Counterexample: Hashable, Sendable {
           + "\(hex(t.address)), outside the host ranges "
           + ranges.map(\.description).joined(separator: ", "))
     }
+    guard let shadowModel = problem.shadowModel else {
+      throw .internalError("a guest-virtual counterexample without shadow tables")
+    }
     let observation = Observation(
-      shadow: allAccesses.map { problem.shadowModel.translate(address, $0) },
+      shadow: allAccesses.map { shadowModel.translate(address, $0) },
       composition: allAccesses.map { problem.compositionModel.translate(address, $0) })
     guard !holds(property, d, access: index, observation, environment) else {
       throw .internalError(
@@ -88,7 +91,7 @@ public struct Counterexample: Hashable, Sendable {
         "the shadow gives \(shadow.outcome); rebuilding the access from that error code "
         + "does not give the guest's own fault (\(composition.outcome))"
     case .entryLemmas:
-      summary = "entry lemma"
+      throw .internalError("entry-lemma counterexamples are replayed by EntryLemmas")
     }
     return Counterexample(
       property: property, address: address, access: access, guestPhysical: false,
@@ -144,14 +147,15 @@ public struct ReplayedWalks {
 extension Counterexample {
   /// Replays the counterexample with recording on; `nil` for a guest-physical one.
   public func walks(in machine: MachineState) throws(ProverError) -> ReplayedWalks? {
-    guard !guestPhysical else { return nil }
+    guard !guestPhysical, property != .entryLemmas else { return nil }
     let problem: ProofProblem
     do {
       problem = try ProofProblem(machine)
     } catch {
       throw .badInput(error)
     }
-    let shadow = problem.shadowModel.translate(address, access, recording: true)
+    guard let shadowModel = problem.shadowModel else { return nil }
+    let shadow = shadowModel.translate(address, access, recording: true)
     let composition = problem.compositionModel.translate(address, access, recording: true)
     var rows: [ReplayedWalks.Row] = []
     for level in stride(from: problem.levels, through: 1, by: -1) {
@@ -167,7 +171,7 @@ extension Counterexample {
     // rights by design (§5.2 steps 8 and 9).
     var first: Int?
     for (i, row) in rows.enumerated() {
-      let s = row.shadow.map { problem.shadowModel.describe($0) }
+      let s = row.shadow.map { shadowModel.describe($0) }
       let g = row.guest.map { problem.compositionModel.describe($0) }
       if (s?.present ?? false) != (g?.present ?? false) {
         first = i
@@ -186,7 +190,7 @@ extension Counterexample {
     }
     if first == nil && (shadow.outcome != composition.outcome) { first = rows.count }
     return ReplayedWalks(
-      shadowModel: problem.shadowModel, compositionModel: problem.compositionModel,
+      shadowModel: shadowModel, compositionModel: problem.compositionModel,
       shadow: shadow, composition: composition, rows: rows, firstDifference: first)
   }
 }

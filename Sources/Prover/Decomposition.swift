@@ -121,19 +121,24 @@ struct Decomposition: Sendable {
     }
 
     let levels = problem.levels
-    let linear = [
-      Tree(model: problem.shadowModel, stage: .guest),
-      Tree(model: problem.compositionModel, stage: .guest),
-    ]
-    let upper = ~mask(width: problem.topBit + 1)
-    for (prefix, indices) in [(UInt64(0), UInt64(0)..<256), (upper, UInt64(256)..<512)] {
-      let roots = linear.map { frames($0.model, $0.stage, prefix)[levels] }
-      visit(
-        .linear, linear, guestTree: 1, level: levels, prefix: prefix, tables: roots,
-        indices: indices)
+    if let shadowModel = problem.shadowModel {
+      let linear = [
+        Tree(model: shadowModel, stage: .guest),
+        Tree(model: problem.compositionModel, stage: .guest),
+      ]
+      let upper = ~mask(width: problem.topBit + 1)
+      for (prefix, indices) in [(UInt64(0), UInt64(0)..<256), (upper, UInt64(256)..<512)] {
+        // The roots, read by a walk of the half's first canonical address (`prefix` alone is
+        // not canonical in the upper half: bit `topBit` is the index's).
+        let first = prefix | indices.lowerBound << UInt64(indexShift(levels))
+        let roots = linear.map { frames($0.model, $0.stage, first)[levels] }
+        visit(
+          .linear, linear, guestTree: 1, level: levels, prefix: prefix, tables: roots,
+          indices: indices)
+      }
+      cells.append(
+        Cell(space: .linear, shape: .nonCanonical, level: levels, prefix: 0, stale: false))
     }
-    cells.append(
-      Cell(space: .linear, shape: .nonCanonical, level: levels, prefix: 0, stale: false))
 
     if let nested = problem.nestedModel {
       let tree = Tree(model: nested, stage: .nestedFinal)

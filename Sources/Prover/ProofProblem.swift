@@ -12,50 +12,55 @@ import ReferenceModel
 ///   "linear" address is a guest-physical one and only the EPT/NPT walk runs.
 struct ProofProblem: Sendable {
   let machine: MachineState
-  let shadowMachine: MachineState
+  /// The shadow's view; `nil` for a state without shadow tables (only isolation's host half
+  /// and the entry lemmas apply then).
+  let shadowMachine: MachineState?
   let nestedMachine: MachineState?
-  let shadowModel: ConcreteModel
+  let shadowModel: ConcreteModel?
   let compositionModel: ConcreteModel
   let nestedModel: ConcreteModel?
-  /// Guest paging levels (the shadow's equal them).
+  /// Guest paging levels (the shadow's equal them); 0 with guest paging off, which only a
+  /// state without a shadow may have.
   let levels: Int
 
-  /// Derives the three views; throws a ``FormatError`` for states the prover cannot judge.
+  /// Derives the views; throws a ``FormatError`` for states the prover cannot judge.
   init(_ machine: MachineState, file: String? = nil) throws(FormatError) {
     func fail(_ field: String, _ message: String) -> FormatError {
       FormatError(file: file, field: field, message: message)
     }
-    guard let shadow = machine.shadow else {
-      throw fail("shadow", "the state has no shadow tables to prove anything about")
-    }
     self.machine = machine
-    let g = machine.guest
-    let shadowRegisters = GuestRegisters(
-      cr0: shadow.cr0, cr3: shadow.cr3, cr4: shadow.cr4, efer: shadow.efer, rflags: g.rflags,
-      pkru: g.pkru, pkrs: g.pkrs)
-    var shadowProcessor = machine.processor
-    switch machine.nested {
-    case .ept(let e): shadowProcessor.physicalAddressBits = e.physicalAddressBits
-    case .npt(let n): shadowProcessor.physicalAddressBits = n.physicalAddressBits
-    case .none: break
-    }
-    shadowMachine = MachineState(
-      processor: shadowProcessor, guest: shadowRegisters, nested: .none, memory: machine.memory)
     compositionModel = try ConcreteModel(machine, file: file)
-    do {
-      shadowModel = try ConcreteModel(shadowMachine, file: file)
-    } catch {
-      throw fail("shadow", "the shadow's control registers: \(error.message)")
-    }
     levels = compositionModel.state.configuration.guestLevels
-    guard levels > 0 else {
-      throw fail("guest.cr0", "guest paging is off: there is no guest walk to shadow")
-    }
-    guard shadowModel.state.configuration.guestLevels == levels else {
-      throw fail(
-        "shadow.cr4",
-        "the shadow runs \(shadowModel.state.configuration.guestLevels)-level paging but the "
-          + "guest \(levels)-level (CR4.LA57 differs)")
+    if let shadow = machine.shadow {
+      let g = machine.guest
+      let shadowRegisters = GuestRegisters(
+        cr0: shadow.cr0, cr3: shadow.cr3, cr4: shadow.cr4, efer: shadow.efer, rflags: g.rflags,
+        pkru: g.pkru, pkrs: g.pkrs)
+      var shadowProcessor = machine.processor
+      shadowProcessor.physicalAddressBits = machine.hostAddressBits
+      let shadowMachine = MachineState(
+        processor: shadowProcessor, guest: shadowRegisters, nested: .none,
+        memory: machine.memory)
+      self.shadowMachine = shadowMachine
+      let shadowModel: ConcreteModel
+      do {
+        shadowModel = try ConcreteModel(shadowMachine, file: file)
+      } catch {
+        throw fail("shadow", "the shadow's control registers: \(error.message)")
+      }
+      self.shadowModel = shadowModel
+      guard levels > 0 else {
+        throw fail("guest.cr0", "guest paging is off: there is no guest walk to shadow")
+      }
+      guard shadowModel.state.configuration.guestLevels == levels else {
+        throw fail(
+          "shadow.cr4",
+          "the shadow runs \(shadowModel.state.configuration.guestLevels)-level paging but the "
+            + "guest \(levels)-level (CR4.LA57 differs)")
+      }
+    } else {
+      shadowMachine = nil
+      shadowModel = nil
     }
     if case .none = machine.nested {
       nestedMachine = nil
@@ -68,6 +73,9 @@ struct ProofProblem: Sendable {
       nestedModel = try ConcreteModel(nested, file: file)
     }
   }
+
+  /// The guest's and host's formats.
+  var configuration: Configuration { compositionModel.state.configuration }
 
   /// The bit above the canonical range: 47 for 4-level paging, 56 for 5-level.
   var topBit: Int { levels == 5 ? 56 : 47 }
@@ -86,6 +94,17 @@ struct ProofProblem: Sendable {
       }
     }
     return frames
+  }
+}
+
+extension MachineState {
+  /// The host's physical-address width: EPT's or NPT's N, else MAXPHYADDR.
+  var hostAddressBits: Int {
+    switch nested {
+    case .ept(let e): e.physicalAddressBits
+    case .npt(let n): n.physicalAddressBits
+    case .none: processor.physicalAddressBits
+    }
   }
 }
 

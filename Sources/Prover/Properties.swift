@@ -22,6 +22,15 @@ public enum PropertyName: String, CaseIterable, Hashable, Sendable, Comparable {
   /// grants more than the composition (over all 2^64 values of each entry).
   case entryLemmas = "entry-lemmas"
 
+  /// Whether the property is about shadow tables, so that a state must have them for it.
+  /// Isolation's host half and the entry lemmas need no shadow.
+  public var needsShadow: Bool {
+    switch self {
+    case .soundness, .accessedDirty, .pageTableProtection, .faultClassification: true
+    case .isolation, .entryLemmas: false
+    }
+  }
+
   /// One line saying what the property means.
   public var summary: String {
     switch self {

@@ -33,8 +33,11 @@ public struct ProofReport: Hashable, Sendable {
 
 /// How to prove.
 public struct ProverOptions: Sendable {
-  /// The properties to check (default: all).
-  public var properties: [PropertyName] = PropertyName.allCases
+  /// The properties to check; `nil` (the default) for every property that applies to the
+  /// state: all of them with shadow tables, isolation and the entry lemmas without. Naming a
+  /// property that needs a shadow (``PropertyName/needsShadow``) for a state without one is
+  /// bad input.
+  public var properties: [PropertyName]?
   /// Wall-clock limit per Z3 query, milliseconds.
   public var timeoutMilliseconds: UInt32? = 60_000
   /// Z3 resource limit per query (deterministic).
@@ -43,16 +46,48 @@ public struct ProverOptions: Sendable {
   public var jobs: Int = 2
   /// Where to write each Z3 query as an SMT-LIB2 file.
   public var emitDirectory: String?
+  /// The most memory the proof may be estimated to need, in bytes (``ProofEstimate``); `nil`
+  /// for three quarters of the machine's physical memory. A state estimated above it is
+  /// refused before any work (``ProverError/tooLarge(_:)``).
+  public var memoryLimit: UInt64?
 
-  /// The defaults: every property, 60 s per query, no resource limit, two jobs.
+  /// The defaults: every applicable property, 60 s per query, no resource limit, two jobs.
   public init() {}
 }
 
-/// Proves the properties of SEMANTICS §5.5 of a state with shadow tables against its guest
-/// tables and host mapping (docs/prover.md).
+/// What a proof of a state is estimated to cost before it starts, from the populated words of
+/// its memory: every lane and cell the decomposition can make comes from a nonzero table
+/// entry, and the prover holds a bounded amount per lane (measured on benchmark B5; see
+/// docs/prover.md, "Limits").
+public struct ProofEstimate: Hashable, Sendable {
+  /// Populated (nonzero) memory words.
+  public var populatedWords: Int
+  /// The estimated peak memory, in bytes.
+  public var bytes: UInt64
+
+  /// Bytes held per populated word, with room to spare (B5 at 2^18 pages: about 1.2 KiB).
+  public static let bytesPerWord: UInt64 = 4096
+  /// Bytes the prover needs whatever the state (Z3 contexts, the model).
+  public static let baseBytes: UInt64 = 256 << 20
+
+  /// The estimate for `machine`.
+  public init(_ machine: MachineState) {
+    populatedWords = machine.memory.words.values.count { $0 != 0 }
+    bytes = Self.baseBytes + UInt64(populatedWords) * Self.bytesPerWord
+  }
+
+  /// The limit used when ``ProverOptions/memoryLimit`` is `nil`: three quarters of physical
+  /// memory.
+  public static var defaultLimit: UInt64 { ProcessInfo.processInfo.physicalMemory / 4 * 3 }
+}
+
+/// Proves the properties of SEMANTICS §5.5 of a state against its guest tables and host
+/// mapping, and the entry lemmas of §5.2 for its formats (docs/prover.md).
 ///
-/// Throws ``ProverError/badInput(_:)`` for states it cannot judge,
-/// ``ProverError/internalError(_:)`` when a counterexample does not replay.
+/// Throws ``ProverError/badInput(_:)`` for states it cannot judge (including a property that
+/// needs shadow tables the state lacks), ``ProverError/tooLarge(_:)`` for a state estimated
+/// not to fit in memory, ``ProverError/internalError(_:)`` when a counterexample does not
+/// replay.
 public func prove(
   _ machine: MachineState, options: ProverOptions = ProverOptions(), file: String? = nil
 )
@@ -64,21 +99,99 @@ public func prove(
   } catch {
     throw .badInput(error)
   }
+  let wanted: Set<PropertyName>
+  if let asked = options.properties {
+    if machine.shadow == nil, let needing = asked.first(where: \.needsShadow) {
+      throw .badInput(
+        FormatError(
+          file: file, field: "shadow",
+          message: "\(needing.rawValue) is a property of shadow tables and the state has none; "
+            + "without a shadow only "
+            + PropertyName.allCases.filter { !$0.needsShadow }.map(\.rawValue).joined(
+              separator: " and ") + " apply"))
+    }
+    wanted = Set(asked)
+  } else {
+    wanted = Set(PropertyName.allCases.filter { machine.shadow != nil || !$0.needsShadow })
+  }
+  let estimate = ProofEstimate(machine)
+  let limit = options.memoryLimit ?? ProofEstimate.defaultLimit
+  if estimate.bytes > limit {
+    throw .tooLarge(
+      "the state is too large to prove: \(estimate.populatedWords) populated memory words "
+        + "need about \(gibibytes(estimate.bytes)) of memory, more than the "
+        + "\(gibibytes(limit)) allowed (--memory-limit)")
+  }
+  let settings = QuerySettings(
+    timeoutMilliseconds: options.timeoutMilliseconds, resourceLimit: options.resourceLimit,
+    emitDirectory: options.emitDirectory)
+  var statistics = ProofStatistics()
+  let cellProperties = PropertyName.allCases.filter { wanted.contains($0) && $0 != .entryLemmas }
+  let first = try proveCells(
+    problem, properties: cellProperties, settings: settings, jobs: options.jobs,
+    statistics: &statistics)
+
+  var results: [PropertyResult] = []
+  for property in PropertyName.allCases where wanted.contains(property) {
+    let verdict: PropertyVerdict
+    if property == .entryLemmas {
+      verdict = try EntryLemmas.prove(
+        problem.configuration, hostAddressBits: machine.hostAddressBits, settings: settings,
+        jobs: options.jobs, derivation: ReferenceShadowLeafDerivation(),
+        statistics: &statistics)
+    } else if property == .isolation && machine.hostRanges.isEmpty {
+      verdict = .skipped(reason: "the state names no host ranges")
+    } else if property == .isolation && machine.shadow == nil && problem.nestedModel == nil {
+      verdict = .skipped(reason: "nothing translates: no shadow tables and no nested paging")
+    } else {
+      switch first[property]?.verdict {
+      case nil, .holds: verdict = .proved
+      case .fails(let counterexample): verdict = .violated(counterexample)
+      case .unknown(let reason): verdict = .unknown(reason: reason)
+      }
+    }
+    results.append(PropertyResult(property: property, verdict: verdict))
+  }
+  return ProofReport(results: results, statistics: statistics)
+}
+
+/// Proves the entry lemma (SEMANTICS §5.2) of `derivation` for the formats of
+/// `configuration`: every shape of guest, host and shadow leaf the formats allow, every value
+/// of every entry on both paths, every access. With ``ReferenceShadowLeafDerivation`` this is
+/// the `entry-lemmas` property; with another derivation, a check of that rule.
+public func proveEntryLemmas(
+  _ configuration: Configuration, hostAddressBits: Int,
+  derivation: some ShadowLeafDerivation = ReferenceShadowLeafDerivation(),
+  options: ProverOptions = ProverOptions()
+) throws(ProverError) -> ProofReport {
+  var statistics = ProofStatistics()
+  let settings = QuerySettings(
+    timeoutMilliseconds: options.timeoutMilliseconds, resourceLimit: options.resourceLimit,
+    emitDirectory: options.emitDirectory)
+  let verdict = try EntryLemmas.prove(
+    configuration, hostAddressBits: hostAddressBits, settings: settings, jobs: options.jobs,
+    derivation: derivation, statistics: &statistics)
+  return ProofReport(
+    results: [PropertyResult(property: .entryLemmas, verdict: verdict)], statistics: statistics)
+}
+
+/// Decides the linear-address and guest-physical properties cell by cell: contiguous chunks of
+/// cells, one per job; each job keeps the first verdict per property, and the first in
+/// decomposition order wins.
+func proveCells(
+  _ problem: ProofProblem, properties: [PropertyName], settings: QuerySettings, jobs: Int,
+  statistics: inout ProofStatistics
+) throws(ProverError) -> [PropertyName: (cell: Int, verdict: CellVerdict)] {
+  guard !properties.isEmpty else { return [:] }
   let decomposition = Decomposition(problem)
   let unsync = problem.unsyncHostFrames
   let protectedFrames = Set(
     decomposition.guestTables.compactMap { frame, levels in
       levels == [1] && unsync.contains(frame) ? nil : frame
     })
-  let wanted = Set(options.properties)
-  let cellProperties = PropertyName.allCases.filter { wanted.contains($0) && $0 != .entryLemmas }
-  let settings = QuerySettings(
-    timeoutMilliseconds: options.timeoutMilliseconds, resourceLimit: options.resourceLimit,
-    emitDirectory: options.emitDirectory)
-
-  // Contiguous chunks of cells, one per job; each job keeps the first verdict per property.
   let cells = decomposition.cells
-  let jobs = max(1, min(options.jobs, cells.count))
+  guard !cells.isEmpty else { return [:] }
+  let jobs = max(1, min(jobs, cells.count))
   let chunk = (cells.count + jobs - 1) / jobs
   let outcomes = WorkerOutcomes(count: jobs)
   DispatchQueue.concurrentPerform(iterations: jobs) { job in
@@ -87,10 +200,8 @@ public func prove(
       job,
       runWorker(
         problem, protectedFrames: protectedFrames, settings: settings, worker: job,
-        cells: cells, range: range, properties: cellProperties))
+        cells: cells, range: range, properties: properties))
   }
-
-  var statistics = ProofStatistics()
   var first: [PropertyName: (cell: Int, verdict: CellVerdict)] = [:]
   for job in 0..<jobs {
     switch outcomes.get(job) {
@@ -103,24 +214,16 @@ public func prove(
       }
     }
   }
+  return first
+}
 
-  var results: [PropertyResult] = []
-  for property in PropertyName.allCases where wanted.contains(property) {
-    let verdict: PropertyVerdict
-    if property == .entryLemmas {
-      verdict = EntryLemmas.prove(settings: settings)
-    } else if property == .isolation && machine.hostRanges.isEmpty {
-      verdict = .skipped(reason: "the state names no host ranges")
-    } else {
-      switch first[property]?.verdict {
-      case nil, .holds: verdict = .proved
-      case .fails(let counterexample): verdict = .violated(counterexample)
-      case .unknown(let reason): verdict = .unknown(reason: reason)
-      }
-    }
-    results.append(PropertyResult(property: property, verdict: verdict))
+/// `1.5 GiB`, `300 MiB`.
+func gibibytes(_ bytes: UInt64) -> String {
+  if bytes >= 1 << 30 {
+    let tenths = bytes * 10 / (1 << 30)
+    return "\(tenths / 10).\(tenths % 10) GiB"
   }
-  return ProofReport(results: results, statistics: statistics)
+  return "\(bytes >> 20) MiB"
 }
 
 /// One worker's findings: per property, the first cell (in decomposition order) that did not

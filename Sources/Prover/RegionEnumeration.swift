@@ -43,57 +43,110 @@ public struct RegionEnumeration {
     var userExecute: Bool
   }
 
-  /// Decides the properties of `machine`; `nil` when the state lacks a shadow, uses a paging
-  /// shape this procedure does not cover (5-level, NPT, paging off), or EPT without it.
+  /// Decides the properties of `machine`; `nil` when the state lacks a shadow or nested
+  /// paging, has guest paging off, or uses EPT's mode-based execute control.
   public init?(_ machine: MachineState) {
-    guard let shadow = machine.shadow, case .ept(let ept) = machine.nested else { return nil }
+    guard let shadow = machine.shadow else { return nil }
     let guest = machine.guest
-    guard guest.cr4 >> 12 & 1 == 0, shadow.cr4 >> 12 & 1 == 0, ept.eptp >> 3 & 7 == 3,
-      guest.cr0 >> 31 & 1 == 1, !ept.modeBasedExecute
-    else { return nil }
+    guard guest.cr0 >> 31 & 1 == 1 else { return nil }
+    let guestLevels = guest.cr4 >> 12 & 1 == 1 ? 5 : 4
+    let shadowLevels = shadow.cr4 >> 12 & 1 == 1 ? 5 : 4
     let memory = machine.memory
-    let hostBits = ept.physicalAddressBits
-    let accessedDirtyFlags = ept.eptp >> 6 & 1 == 1
-
-    // The host mapping.
+    let hostBits: Int
+    let hostLevels: Int
+    let hostRoot: UInt64
+    /// Whether a guest paging-entry read needs the host's write right: EPT with A/D flags
+    /// (§2.4), and NPT always (§3.2).
+    let tableReadsWrite: Bool
     var host: [HostRegion] = []
-    func eptWalk(_ table: UInt64, level: Int, base: UInt64, rights: (Bool, Bool, Bool, Bool)) {
-      for index in 0..<UInt64(512) {
-        let e = memory[table | index << 3]
-        let xwr = e & 7
-        guard xwr != 0 else { continue }
-        let span = UInt64(1) << UInt64(12 + 9 * (level - 1))
-        let start = base | index &* span
-        let leaf = level == 1 || ((level == 2 || level == 3) && e >> 7 & 1 == 1)
-        var reserved = mask(51, hostBits)
-        if level >= 4 {
-          reserved |= mask(7, 3)
-        } else if !leaf {
-          reserved |= mask(6, 3)
-        } else if level == 3 {
-          reserved |= mask(29, 12) | (ept.gigabytePages ? 0 : 1 << 7)
-        } else if level == 2 {
-          reserved |= mask(20, 12)
-        }
-        let type = e >> 3 & 7
-        if xwr == 2 || xwr == 6 || (xwr == 4 && !ept.executeOnly) || e & reserved != 0
-          || (leaf && (type == 2 || type == 3 || type == 7))
-        {
-          continue
-        }
-        let r = (rights.0 && e & 1 != 0, rights.1 && e & 2 != 0, rights.2 && e & 4 != 0, false)
-        if leaf {
-          let frame = e & mask(hostBits - 1, 12) & ~(span - 1)
-          host.append(
-            HostRegion(
-              base: start, size: span, frame: frame, read: r.0, write: r.1, execute: r.2,
-              userExecute: false))
-        } else {
-          eptWalk(e & mask(hostBits - 1, 12), level: level - 1, base: start, rights: r)
+    switch machine.nested {
+    case .ept(let ept):
+      guard !ept.modeBasedExecute else { return nil }
+      hostBits = ept.physicalAddressBits
+      hostLevels = Int(ept.eptp >> 3 & 7) + 1
+      hostRoot = ept.eptp & mask(hostBits - 1, 12)
+      tableReadsWrite = ept.eptp >> 6 & 1 == 1
+      func eptWalk(_ table: UInt64, level: Int, base: UInt64, rights: (Bool, Bool, Bool)) {
+        for index in 0..<UInt64(512) {
+          let e = memory[table | index << 3]
+          let xwr = e & 7
+          guard xwr != 0 else { continue }
+          let span = UInt64(1) << UInt64(12 + 9 * (level - 1))
+          let start = base | index &* span
+          let leaf = level == 1 || ((level == 2 || level == 3) && e >> 7 & 1 == 1)
+          var reserved = mask(51, hostBits)
+          if level >= 4 {
+            reserved |= mask(7, 3)
+          } else if !leaf {
+            reserved |= mask(6, 3)
+          } else if level == 3 {
+            reserved |= mask(29, 12) | (ept.gigabytePages ? 0 : 1 << 7)
+          } else if level == 2 {
+            reserved |= mask(20, 12)
+          }
+          let type = e >> 3 & 7
+          if xwr == 2 || xwr == 6 || (xwr == 4 && !ept.executeOnly) || e & reserved != 0
+            || (leaf && (type == 2 || type == 3 || type == 7))
+          {
+            continue
+          }
+          let r = (rights.0 && e & 1 != 0, rights.1 && e & 2 != 0, rights.2 && e & 4 != 0)
+          if leaf {
+            let frame = e & mask(hostBits - 1, 12) & ~(span - 1)
+            host.append(
+              HostRegion(
+                base: start, size: span, frame: frame, read: r.0, write: r.1, execute: r.2,
+                userExecute: false))
+          } else {
+            eptWalk(e & mask(hostBits - 1, 12), level: level - 1, base: start, rights: r)
+          }
         }
       }
+      eptWalk(hostRoot, level: hostLevels, base: 0, rights: (true, true, true))
+    case .npt(let npt):
+      hostBits = npt.physicalAddressBits
+      hostLevels = npt.hostCR4 >> 12 & 1 == 1 ? 5 : 4
+      hostRoot = npt.nCR3 & mask(hostBits - 1, 12)
+      tableReadsWrite = true
+      let nxe = npt.hostEFER >> 11 & 1 == 1
+      // NPT entries are x86 entries in the host's mode (§3.1); every nested access is a user
+      // access, so each right needs U/S on the whole path (§3.2).
+      func nptWalk(_ table: UInt64, level: Int, base: UInt64, rights: (Bool, Bool, Bool)) {
+        for index in 0..<UInt64(512) {
+          let e = memory[table | index << 3]
+          guard e & 1 != 0 else { continue }
+          let span = UInt64(1) << UInt64(12 + 9 * (level - 1))
+          let start = base | index &* span
+          let leaf = level == 1 || ((level == 2 || level == 3) && e >> 7 & 1 == 1)
+          var reserved = mask(51, hostBits) | (nxe ? 0 : 1 << 63)
+          if level >= 4 {
+            reserved |= 1 << 7 | 1 << 8
+          } else if leaf && level == 3 {
+            reserved |= mask(29, 13)
+          } else if leaf && level == 2 {
+            reserved |= mask(20, 13)
+          }
+          guard e & reserved == 0 else { continue }
+          let user = e & 4 != 0
+          let r = (
+            rights.0 && user, rights.1 && user && e & 2 != 0,
+            rights.2 && user && !(nxe && e >> 63 == 1)
+          )
+          if leaf {
+            let frame = e & mask(hostBits - 1, 12) & ~(span - 1)
+            host.append(
+              HostRegion(
+                base: start, size: span, frame: frame, read: r.0, write: r.1, execute: r.2,
+                userExecute: r.2))
+          } else {
+            nptWalk(e & mask(hostBits - 1, 12), level: level - 1, base: start, rights: r)
+          }
+        }
+      }
+      nptWalk(hostRoot, level: hostLevels, base: 0, rights: (true, true, true))
+    case .none:
+      return nil
     }
-    eptWalk(ept.eptp & mask(hostBits - 1, 12), level: 4, base: 0, rights: (true, true, true, true))
     host.sort { $0.base < $1.base }
     func hostRegion(_ gpa: UInt64) -> HostRegion? {
       var low = 0
@@ -113,16 +166,17 @@ public struct RegionEnumeration {
     // the walk read is a fault there); the shadow's directly.
     let processor = machine.processor
     func enumerate(
-      root: UInt64, efer: UInt64, addressBits: Int, guestTables: Bool,
+      root: UInt64, levels: Int, efer: UInt64, addressBits: Int, guestTables: Bool,
       unsyncFrames: Set<UInt64>, tables: inout [UInt64: Set<Int>]
     ) -> [Region] {
       let nxe = efer >> 11 & 1 == 1
       var regions: [Region] = []
+      let top = levels
       func walk(_ table: UInt64, level: Int, base: UInt64, inherited: Region) {
         let location: UInt64
         if guestTables {
           // Reading a guest entry needs EPT read (write, with EPT A/D flags).
-          guard let h = hostRegion(table), h.read, !accessedDirtyFlags || h.write,
+          guard let h = hostRegion(table), h.read, !tableReadsWrite || h.write,
             let address = hostAddress(table)
           else { return }
           location = address
@@ -136,7 +190,7 @@ public struct RegionEnumeration {
           let e = memory[location | index << 3]
           let span = UInt64(1) << UInt64(12 + 9 * (level - 1))
           var start = base | index &* span
-          if level == 4 && index >= 256 { start |= ~mask(width: 48) }
+          if level == top && index >= 256 { start |= ~mask(width: 12 + 9 * top) }
           guard e & 1 != 0 else {
             if stale { regions.append(staleRegion(start, span)) }
             continue
@@ -179,7 +233,7 @@ public struct RegionEnumeration {
           key: 0, accessed: false, dirty: false, path: [], stale: true)
       }
       walk(
-        root & mask(addressBits - 1, 12), level: 4, base: 0,
+        root & mask(addressBits - 1, 12), level: levels, base: 0,
         inherited: Region(
           base: 0, size: 0, frame: 0, user: true, writable: true, executeDisable: false, key: 0,
           accessed: true, dirty: false, path: [], stale: false))
@@ -192,11 +246,13 @@ public struct RegionEnumeration {
     }
     var guestTableFrames: [UInt64: Set<Int>] = [:]
     let guestRegions = enumerate(
-      root: guest.cr3, efer: guest.efer, addressBits: processor.physicalAddressBits,
+      root: guest.cr3, levels: guestLevels, efer: guest.efer,
+      addressBits: processor.physicalAddressBits,
       guestTables: true, unsyncFrames: Set(shadow.unsyncTables), tables: &guestTableFrames)
     var ignored: [UInt64: Set<Int>] = [:]
     let shadowRegions = enumerate(
-      root: shadow.cr3, efer: shadow.efer, addressBits: hostBits, guestTables: false,
+      root: shadow.cr3, levels: shadowLevels, efer: shadow.efer, addressBits: hostBits,
+      guestTables: false,
       unsyncFrames: [], tables: &ignored)
     let protectedFrames = Set(
       guestTableFrames.compactMap { frame, levels in

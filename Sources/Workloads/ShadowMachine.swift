@@ -1,6 +1,7 @@
 import Machine
 
-/// Machines with shadow page tables: a 4-level guest over 4-level EPT, and a shadow built by
+/// Machines with shadow page tables: a 4- or 5-level guest over 4- or 5-level EPT or NPT
+/// (``Geometry``), and a shadow built by
 /// composing them the way a hypervisor derives its leaves (SEMANTICS §5.2): the guest's rights
 /// ANDed over the path (step 1), W only with the guest leaf's D (step 2), nothing while an A bit
 /// is clear (step 3), the host's restrictions (step 4), W dropped on guest page tables
@@ -48,55 +49,112 @@ public struct ShadowMachine: Sendable {
     var gpa: UInt64
     var level: Int
     var bits: UInt64
+    /// The host's rights in EPT's terms (R, W, X and the write-back type), whatever the
+    /// host's format: an NPT leaf gets the same rights in its own bits.
     var eptBits: UInt64
     var eptLarge: Bool
+    /// Always shadowed (never lazily left out) and never out of sync.
+    var pinned: Bool
   }
 
-  /// A small random machine from `seed`: a few 4-KiB and 2-MiB mappings with random rights,
-  /// A/D bits and host restrictions, one guest page table mapped writable by the guest, random
-  /// control bits, lazily filled shadow, sometimes an out-of-sync level-1 table.
-  public init(seed: UInt64) {
+  /// The paging shapes the random machines come in.
+  public struct Geometry: Hashable, Sendable, CustomStringConvertible {
+    /// The host dimension's format.
+    public enum Host: String, Hashable, Sendable {
+      case ept, npt
+    }
+
+    /// Guest (and shadow) paging levels: 4 or 5.
+    public var guestLevels: Int
+    /// EPT or NPT.
+    public var host: Host
+    /// The host tables' levels: 4 or 5.
+    public var hostLevels: Int
+
+    /// Makes a geometry.
+    public init(guestLevels: Int, host: Host, hostLevels: Int) {
+      self.guestLevels = guestLevels
+      self.host = host
+      self.hostLevels = hostLevels
+    }
+
+    /// 4-level guest over 4-level EPT.
+    public static let ept4 = Geometry(guestLevels: 4, host: .ept, hostLevels: 4)
+    /// 5-level guest over 5-level EPT.
+    public static let ept5 = Geometry(guestLevels: 5, host: .ept, hostLevels: 5)
+    /// 4-level guest over 4-level NPT.
+    public static let npt4 = Geometry(guestLevels: 4, host: .npt, hostLevels: 4)
+    /// 5-level guest over 4-level NPT.
+    public static let npt5 = Geometry(guestLevels: 5, host: .npt, hostLevels: 4)
+    /// Every geometry.
+    public static let all = [ept4, npt4, ept5, npt5]
+
+    /// `5-level guest over 4-level NPT`.
+    public var description: String {
+      "\(guestLevels)-level guest over \(hostLevels)-level \(host.rawValue.uppercased())"
+    }
+  }
+
+  /// A small random machine from `seed` in `geometry`: a few 4-KiB and 2-MiB mappings with
+  /// random rights, A/D bits and host restrictions, one guest page table mapped writable by the
+  /// guest, random control bits, lazily filled shadow, sometimes an out-of-sync level-1 table,
+  /// sometimes a mapping in the upper canonical half.
+  ///
+  /// Every machine has room for every ``Plant``: two pinned 4-KiB mappings are always
+  /// shadowed and synced, the first of them with a right the guest denies (W or U) and without
+  /// execution (guest XD, or no host X); the self-mapping is always shadowed; the first mapping
+  /// is a splintered 2-MiB page. Only ``Plant/hardwareWithoutNXE`` needs the guest's EFER.NXE,
+  /// which `room` set to it guarantees.
+  public init(seed: UInt64, geometry: Geometry = .ept4, room: Plant? = nil) {
     var random = SeededGenerator(seed: seed)
     func chance(_ percent: UInt64) -> Bool { UInt64.random(in: 0..<100, using: &random) < percent }
-    let nxe = chance(85)
+    let nxe = room == .hardwareWithoutNXE || chance(85)
+    let topBit = geometry.guestLevels == 5 ? 56 : 47
     var mappings: [Mapping] = []
-    let cluster = UInt64.random(in: 1..<(1 << 26), using: &random) << 21
+    let cluster = UInt64.random(in: 1..<(1 << UInt64(topBit - 22)), using: &random) << 21
     var nextData: UInt64 = 0x4000_0000
     let count = Int.random(in: 3...8, using: &random)
     for i in 0..<count {
-      let large = i == 0 || chance(15)
+      let large = i == 0 || (i > 2 && chance(15))
       let level = large ? 2 : 1
       let size: UInt64 = large ? 1 << 21 : 1 << 12
-      let gva =
+      var gva =
         i < count - 1
         ? (cluster &+ UInt64(i) << 21
           &+ (large ? 0 : UInt64.random(in: 0..<4, using: &random) << 12))
-        : UInt64.random(in: 1..<(1 << 35), using: &random) << 12 & ~(size - 1)
+        : UInt64.random(in: 1..<(1 << UInt64(topBit - 12)), using: &random) << 12 & ~(size - 1)
+      gva &= 1 << UInt64(topBit) - 1
+      if i == count - 1 && i > 2 && chance(30) { gva |= ~(1 << UInt64(topBit) - 1) }
       nextData = (nextData + size - 1) & ~(size - 1)
       var bits = EntryBits.present
       if chance(70) { bits |= EntryBits.writable }
       if chance(60) { bits |= EntryBits.user }
-      if chance(90) { bits |= EntryBits.accessed }
+      if i == 1 || i == 2 || chance(90) { bits |= EntryBits.accessed }
       if chance(60) { bits |= EntryBits.dirty }
       if nxe && chance(30) { bits |= EntryBits.executeDisable }
       var ept = EntryBits.eptRead | EntryBits.eptWriteBack
       if chance(80) { ept |= EntryBits.eptWrite }
       if chance(80) { ept |= EntryBits.eptExecute }
+      if i == 1 {
+        // The first pinned mapping denies a right and execution.
+        bits &= chance(50) ? ~EntryBits.writable : ~EntryBits.user
+        if nxe { bits |= EntryBits.executeDisable } else { ept &= ~EntryBits.eptExecute }
+      }
       mappings.append(
         Mapping(
-          gva: gva & (1 << 47 - 1), gpa: nextData, level: level, bits: bits, eptBits: ept,
-          eptLarge: large && i != 0 && chance(50)))
+          gva: gva, gpa: nextData, level: level, bits: bits, eptBits: ept,
+          eptLarge: large && i != 0 && chance(50), pinned: i == 1 || i == 2))
       nextData += size
     }
-    var cr4 = GuestSetup.cr4(levels: 4)
+    var cr4 = GuestSetup.cr4(levels: geometry.guestLevels)
     if chance(30) { cr4 |= 1 << 20 }
     if chance(30) { cr4 |= 1 << 21 }
     let guest = GuestRegisters(
       cr0: GuestSetup.cr0, cr3: 0x1000, cr4: cr4, efer: nxe ? GuestSetup.efer : 0x500,
       rflags: chance(30) ? 0x40002 : 0x2)
     self.init(
-      guest: guest, mappings: mappings, selfMap: true, restrictDirectories: chance(40),
-      lazyPercent: 20, unsync: chance(30), random: &random)
+      guest: guest, geometry: geometry, mappings: mappings, selfMap: true,
+      restrictDirectories: chance(40), lazyPercent: 20, unsync: chance(30), random: &random)
   }
 
   /// Benchmark B5's state: B1's 262,144 (or `pages`) 4-KiB guest mappings at 0x7f00_0000_0000
@@ -112,43 +170,46 @@ public struct ShadowMachine: Sendable {
       Mapping(
         gva: WalkWorkload.defaultBase + UInt64(page) << 12,
         gpa: (0x10000 + permutation[page]) << 12, level: 1, bits: leaf, eptBits: ept,
-        eptLarge: false)
+        eptLarge: false, pinned: false)
     }
     let guest = GuestRegisters(
       cr0: GuestSetup.cr0, cr3: 0x1000, cr4: GuestSetup.cr4(levels: 4), efer: GuestSetup.efer)
     self.init(
-      guest: guest, mappings: mappings, selfMap: false, restrictDirectories: false,
+      guest: guest, geometry: .ept4, mappings: mappings, selfMap: false,
+      restrictDirectories: false,
       lazyPercent: 0, unsync: false, random: &random)
   }
 
   private init(
-    guest registers: GuestRegisters, mappings: [Mapping], selfMap: Bool,
+    guest registers: GuestRegisters, geometry: Geometry, mappings: [Mapping], selfMap: Bool,
     restrictDirectories: Bool, lazyPercent: UInt64, unsync: Bool,
     random: inout SeededGenerator
   ) {
     func chance(_ percent: UInt64) -> Bool { UInt64.random(in: 0..<100, using: &random) < percent }
     let offset = Self.hostOffset
     let nxe = registers.efer >> 11 & 1 == 1
+    let levels = geometry.guestLevels
+    let topBit = levels == 5 ? 56 : 47
     var guest = TableBuilder(
-      levels: 4, tableArea: registers.cr3,
+      levels: levels, tableArea: registers.cr3,
       directoryBits: EntryBits.directory | EntryBits.accessed)
     for m in mappings { guest.map(m.gva, to: m.gpa, pageLevel: m.level, bits: m.bits) }
     var all = mappings
     if selfMap, let table = guest.tables.last {
       // The guest maps one of its own page tables, writable: the shadow must not (§5.2 step 5).
-      let gva = (mappings[0].gva &+ (1 << 30)) & (1 << 47 - 1) & ~0xFFF
+      let gva = (mappings[0].gva &+ (1 << 30)) & (1 << UInt64(topBit) - 1) & ~0xFFF
       let bits = EntryBits.directory | EntryBits.accessed | EntryBits.dirty
       guest.map(gva, to: table, bits: bits)
       all.append(
         Mapping(
           gva: gva, gpa: table, level: 1, bits: bits,
-          eptBits: EntryBits.eptAll | EntryBits.eptWriteBack, eptLarge: false))
+          eptBits: EntryBits.eptAll | EntryBits.eptWriteBack, eptLarge: false, pinned: true))
       tableMappings.append(gva)
     }
     if restrictDirectories {
       // Restrict one directory entry on some path: rights are ANDed over levels (§5.2 step 1).
       let m = all[Int.random(in: 0..<all.count, using: &random)]
-      let level = Int.random(in: 2...4, using: &random)
+      let level = Int.random(in: 2...levels, using: &random)
       if level > m.level {
         let value = guest.entry(of: m.gva, level: level)
         var restricted = value & ~(chance(50) ? EntryBits.writable : EntryBits.user)
@@ -158,20 +219,32 @@ public struct ShadowMachine: Sendable {
     }
     let tableFrames = Set(guest.tables.map { $0 >> 12 })
 
-    var ept = TableBuilder(levels: 4, tableArea: 0x2000_0000, directoryBits: EntryBits.eptAll)
+    // The host tables: EPT, or NPT with the same rights in x86 bits (every right needs U/S,
+    // no X is XD, SEMANTICS §3.2).
+    func hostBits(_ rights: UInt64) -> UInt64 {
+      guard geometry.host == .npt else { return rights }
+      var bits = EntryBits.present | EntryBits.user | EntryBits.accessed | EntryBits.dirty
+      if rights & EntryBits.eptWrite != 0 { bits |= EntryBits.writable }
+      if rights & EntryBits.eptExecute == 0 { bits |= EntryBits.executeDisable }
+      return bits
+    }
+    var ept = TableBuilder(
+      levels: geometry.hostLevels, tableArea: 0x2000_0000,
+      directoryBits: geometry.host == .npt
+        ? EntryBits.directory | EntryBits.accessed : EntryBits.eptAll)
     var eptLeaves: [UInt64: UInt64] = [:]
-    var eptOf: [UInt64: UInt64] = [:]  // guest 4-KiB page number → EPT leaf bits
+    var eptOf: [UInt64: UInt64] = [:]  // guest 4-KiB page number → host rights (EPT terms)
     for table in guest.tables {
-      ept.map(table, to: table + offset, bits: EntryBits.eptAll | EntryBits.eptWriteBack)
+      ept.map(table, to: table + offset, bits: hostBits(EntryBits.eptAll | EntryBits.eptWriteBack))
       eptOf[table >> 12] = EntryBits.eptAll
     }
     for m in all where eptOf[m.gpa >> 12] == nil {
       let size: UInt64 = m.level == 2 ? 1 << 21 : 1 << 12
       if m.eptLarge {
-        ept.map(m.gpa, to: m.gpa + offset, pageLevel: 2, bits: m.eptBits)
+        ept.map(m.gpa, to: m.gpa + offset, pageLevel: 2, bits: hostBits(m.eptBits))
       } else {
         for page in stride(from: m.gpa, to: m.gpa + size, by: 4096) {
-          ept.map(page, to: page + offset, bits: m.eptBits)
+          ept.map(page, to: page + offset, bits: hostBits(m.eptBits))
         }
       }
       for page in stride(from: m.gpa, to: m.gpa + size, by: 4096) { eptOf[page >> 12] = m.eptBits }
@@ -183,7 +256,8 @@ public struct ShadowMachine: Sendable {
 
     // The shadow, composed from what was built.
     var shadow = TableBuilder(
-      levels: 4, tableArea: 0x3000_0000, directoryBits: EntryBits.directory | EntryBits.accessed)
+      levels: levels, tableArea: 0x3000_0000,
+      directoryBits: EntryBits.directory | EntryBits.accessed)
     var shadowLeaves: [Leaf] = []
     var splintered: [UInt64] = []
     for m in all {
@@ -191,7 +265,7 @@ public struct ShadowMachine: Sendable {
       var writable = true
       var executeDisable = false
       var accessed = true
-      for level in stride(from: 4, through: m.level, by: -1) {
+      for level in stride(from: levels, through: m.level, by: -1) {
         let e = guest.entry(of: m.gva, level: level)
         user = user && e & EntryBits.user != 0
         writable = writable && e & EntryBits.writable != 0
@@ -211,7 +285,7 @@ public struct ShadowMachine: Sendable {
       if executeDisable || eptBits & EntryBits.eptExecute == 0 { bits |= EntryBits.executeDisable }
       bits |= leaf & (0xF << 59)
       if m.level == 2 && m.eptLarge {
-        if chance(100 - lazyPercent) {
+        if m.pinned || chance(100 - lazyPercent) {
           shadow.map(m.gva, to: m.gpa + offset, pageLevel: 2, bits: bits)
           shadowLeaves.append(
             Leaf(
@@ -222,7 +296,7 @@ public struct ShadowMachine: Sendable {
       }
       if m.level == 2 { splintered.append(m.gva) }
       let pages = m.level == 2 ? Array(0..<UInt64(512)).filter { _ in chance(3) } + [0, 1] : [0]
-      for i in Set(pages).sorted() where m.level == 2 || chance(100 - lazyPercent) {
+      for i in Set(pages).sorted() where m.level == 2 || m.pinned || chance(100 - lazyPercent) {
         let gva = m.gva + i << 12
         shadow.map(gva, to: m.gpa + offset + i << 12, bits: bits)
         shadowLeaves.append(
@@ -234,7 +308,7 @@ public struct ShadowMachine: Sendable {
     // An out-of-sync level-1 guest table may have changed since its shadow was built (§5.5
     // I8): the shadow may be stale there, and the guest may write it.
     var unsyncTables: [UInt64] = []
-    if unsync, let m = all.first(where: { $0.level == 1 }) {
+    if unsync, let m = all.first(where: { $0.level == 1 && !$0.pinned }) {
       let slot = guest.entryAddress(of: m.gva, level: 1, creating: false)
       unsyncTables.append(slot >> 12)
       guest.setEntry(of: m.gva, level: 1, to: guest.entry(of: m.gva, level: 1) ^ EntryBits.present)
@@ -249,9 +323,20 @@ public struct ShadowMachine: Sendable {
         page: m.gva, level: m.level,
         entry: guest.entryAddress(of: m.gva, level: m.level, creating: false) + offset)
     }
+    let processor: Processor
+    let nested: NestedPaging
+    switch geometry.host {
+    case .ept:
+      processor = Processor()
+      nested = .ept(
+        ExtendedPageTables(eptp: GuestSetup.eptp(root: ept.root, levels: geometry.hostLevels)))
+    case .npt:
+      processor = Processor(vendor: .amd)
+      nested = .npt(
+        NestedPageTables(nCR3: ept.root, hostCR4: GuestSetup.cr4(levels: geometry.hostLevels)))
+    }
     state = MachineState(
-      guest: registers,
-      nested: .ept(ExtendedPageTables(eptp: GuestSetup.eptp(root: ept.root))),
+      processor: processor, guest: registers, nested: nested,
       shadow: ShadowPaging(cr3: shadow.root, guest: registers, unsyncTables: unsyncTables),
       memory: memory, hostRanges: [Self.hostRange])
     self.shadowLeaves = shadowLeaves
