@@ -39,7 +39,8 @@ let package = Package(
       swiftSettings: [.define("NESTCHECK_BUGS", .when(configuration: .debug))]
     ),
     // The differential oracle: allowed-outcome sets, generation, shrinking, targets, campaigns.
-    .target(name: "Oracle", dependencies: ["Machine", "ReferenceModel", "FastMMU", "Prover"]),
+    .target(
+      name: "Oracle", dependencies: ["Machine", "ReferenceModel", "FastMMU", "Prover", "Workloads"]),
     // Builders for the benchmark workloads of DESIGN.md and for test states.
     .target(name: "Workloads", dependencies: ["Machine"]),
     // The correctness gate: spec files (YAML) with expected verdicts, built into states and run.
@@ -66,7 +67,8 @@ let package = Package(
       name: "ReferenceModelTests", dependencies: ["ReferenceModel", "Machine", "Workloads"]),
     .testTarget(
       name: "ProverTests", dependencies: ["Prover", "ReferenceModel", "Machine", "Workloads", "Z3"]),
-    .testTarget(name: "FastMMUTests", dependencies: ["FastMMU", "Machine", "Workloads"]),
+    .testTarget(
+      name: "FastMMUTests", dependencies: ["FastMMU", "Machine", "Workloads", "ReferenceModel"]),
     .testTarget(
       name: "GateTests",
       dependencies: ["Gate", "Machine", "Workloads", "ReferenceModel", "FastMMU"]),

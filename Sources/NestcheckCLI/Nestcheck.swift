@@ -17,7 +17,10 @@ public struct Nestcheck: ParsableCommand {
         3  undecided: a solver timeout or an exhausted budget; never a pass
         4  internal error in nestcheck itself
       """,
-    subcommands: [Translate.self, Explain.self, Prove.self, Check.self, Bench.self]
+    subcommands: [
+      Translate.self, Explain.self, Prove.self, Check.self, Fuzz.self, ReplayCommand.self,
+      Bench.self,
+    ]
   )
 
   /// Makes the command.

@@ -1,0 +1,154 @@
+/// Judging one access (docs/fuzzing.md, "how the oracle decides"): the cheapest explanation
+/// first — the fresh walk under the preferred choices, accepted at once when no entry it read
+/// could have been seen with another value (nothing it read changed since the last
+/// invalidation that dropped everything for the address) — then the search of
+/// ``ExplanationSearch``. Whatever explains the observation, the oracle then applies the
+/// accessed/dirty writes every explanation makes, marks those only some make as uncertain, and
+/// records the invalidations the outcome causes (§6.1: a fault invalidates).
+import Foundation
+import Machine
+import ReferenceModel
+
+let debugOracle = ProcessInfo.processInfo.environment["NESTCHECK_DEBUG"] != nil
+
+extension Oracle {
+  func checkAccess(
+    _ operation: TraceOperation, _ address: UInt64, _ access: Access,
+    _ observed: TraceObservation
+  ) -> Judgement {
+    statistics.accesses += 1
+    statistics.walks += 1
+    let fresh = model.translate(address, access, choices: preferredChoices, recording: true)
+    guard case .outcome(let outcome) = observed.result else {
+      return .diverges(
+        Divergence(
+          operation: operation, observed: observed, allowed: [.outcome(fresh.outcome)],
+          reason: "an access reports an outcome"))
+    }
+    if fresh.outcome == outcome && isSettled(fresh, address) {
+      statistics.freshAccesses += 1
+      acceptFresh(fresh, address, access)
+      faulted(address, outcome)
+      return .agrees
+    }
+    statistics.searchedAccesses += 1
+    var search = ExplanationSearch(
+      oracle: self, address: address, access: access, observed: outcome)
+    search.run()
+    if debugOracle {
+      print("DEBUG access \(hex(address)) \(access): observed \(outcome); fresh \(fresh.outcome)")
+      for e in search.explanations {
+        print(
+          "  explanation stale=\(e.stale) certain=\(e.certain.map { (hex($0.key), hex($0.value)) }) possible=\(e.possible.map { (hex($0.key), hex($0.value)) })"
+        )
+      }
+    }
+    if search.explained {
+      if !search.explanations.contains(where: { !$0.stale }) { statistics.staleAccesses += 1 }
+      apply(search.explanations, fault: outcome.isFault)
+      faulted(address, outcome)
+      return .agrees
+    }
+    if search.limitReached {
+      statistics.searchLimitReached += 1
+      var unsure = ExplanationSearch.Explanation()
+      var nested: [UInt64: UInt64] = [:]
+      ExplanationSearch.collect(
+        fresh.performedUpdates, seen: [:], into: &unsure.possible, nested: &nested)
+      unsure.nested = nested
+      apply([unsure], fault: true)
+      faulted(address, outcome)
+      return .agrees
+    }
+    var allowed: [TraceResult] = [.outcome(fresh.outcome)]
+    for other in search.outcomes where other != fresh.outcome { allowed.append(.outcome(other)) }
+    let reason =
+      search.outcomes.count > 1
+      ? "no walk over the values the entries held since their last invalidation gives it"
+      : "the walk gives another outcome, and no entry it reads can be stale"
+    return .diverges(
+      Divergence(operation: operation, observed: observed, allowed: allowed, reason: reason))
+  }
+
+  /// Whether no entry the fresh walk read could have been read with another value: nothing on
+  /// its path changed since everything cached for the address was last dropped, the root did
+  /// not change in the current context since, and no A/D bit on the path is uncertain.
+  func isSettled(_ walk: Translation<Concrete>, _ address: UInt64) -> Bool {
+    let guestBound = max(
+      linear.lastComplete(address, linearContext), (contextFirstSeen[linearContext] ?? 0) - 1)
+    let physicalBound = max(
+      physical.lastComplete(physicalContext),
+      (physicalFirstSeen[physicalContext] ?? 0) - 1)
+    if guestLevels > 0 && rootStableSince > guestBound { return false }
+    if latestChange <= min(guestBound, physicalBound) && uncertain.isEmpty { return true }
+    for reference in walk.references {
+      if reference.stage == .guest {
+        if history.lastChange(reference.address) > guestBound { return false }
+        if uncertain[reference.address] != 0 { return false }
+      } else if history.lastChange(reference.address) > physicalBound {
+        return false
+      }
+    }
+    return true
+  }
+
+  /// The fresh walk explains the observation alone — unless it faulted: then a walk setting
+  /// upper-level A bits (§1.8), or writing guest A/D before a final nested translation that
+  /// faults (§4.1), explains it too, and what they write is uncertain.
+  private func acceptFresh(_ walk: Translation<Concrete>, _ address: UInt64, _ access: Access) {
+    var primary = ExplanationSearch.Explanation()
+    ExplanationSearch.collect(
+      walk.performedUpdates, seen: [:], into: &primary.certain, nested: &primary.nested)
+    guard walk.outcome.isFault, guestLevels > 0 else {
+      apply([primary], fault: walk.outcome.isFault)
+      return
+    }
+    var explanations = [primary]
+    var onFault = preferredChoices
+    onFault.accessedOnFault = true
+    var reordered = preferredChoices
+    reordered.accessedDirtyBeforeFinal.toggle()
+    for choices in [onFault, reordered] {
+      statistics.walks += 1
+      let other = model.translate(address, access, choices: choices)
+      guard other.outcome == walk.outcome else { continue }
+      var explanation = ExplanationSearch.Explanation()
+      ExplanationSearch.collect(
+        other.performedUpdates, seen: [:], into: &explanation.certain,
+        nested: &explanation.nested)
+      explanations.append(explanation)
+    }
+    apply(explanations, fault: true)
+  }
+
+  /// Applies what a set of explanations writes: the A/D bits all of them write, as known; those
+  /// only some write, as uncertain; nested A/D bits (which no outcome depends on) as written.
+  /// After a fault every guest A/D write is uncertain: the A bits of a faulting walk are IMPL
+  /// (§1.8), and so is whether its A/D writes precede the final translation (§4.1).
+  func apply(_ explanations: [ExplanationSearch.Explanation], fault: Bool) {
+    guard let first = explanations.first else { return }
+    var certain = fault ? [:] : first.certain
+    var possible: [UInt64: UInt64] = first.possible
+    var nestedBits: [UInt64: UInt64] = [:]
+    for explanation in explanations {
+      for (word, bits) in explanation.certain { possible[word, default: 0] |= bits }
+      for (word, bits) in explanation.possible { possible[word, default: 0] |= bits }
+      for (word, bits) in explanation.nested { nestedBits[word, default: 0] |= bits }
+      certain = certain.reduce(into: [:]) { result, item in
+        result[item.key] = item.value & (explanation.certain[item.key] ?? 0)
+      }
+    }
+    for (word, bits) in certain where bits != 0 {
+      model.state.memory[word] |= bits
+      uncertain.settle(word, bits)
+    }
+    for (word, bits) in possible {
+      let unknown = bits & ~(certain[word] ?? 0) & ~model.state.memory[word]
+      uncertain.add(word, unknown)
+    }
+    for (word, bits) in nestedBits {
+      model.state.memory[word] |= bits
+      nestedFrames.insert(word >> 12)
+    }
+  }
+}

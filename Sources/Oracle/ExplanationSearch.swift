@@ -1,0 +1,473 @@
+import Machine
+import ReferenceModel
+
+/// The search for an explanation of an observed outcome (docs/fuzzing.md, "how the oracle
+/// decides"): a walk of the reference model in which each entry read may see any value the
+/// entry held at an epoch from which a cached copy could have survived until now.
+///
+/// SEMANTICS §6.1 as a rule on epochs: a walk reads its levels top-down at epochs
+/// t(top) ≤ … ≤ t(leaf) ≤ now. Reading a level later than the one above means the upper part
+/// came from a paging-structure cache: it must survive, no invalidation of that cache level
+/// covering the address between the two epochs. A leaf older than now is a TLB entry: it must
+/// survive until now. An entry that stops the walk (not present, reserved bits; §6.1: never
+/// cached) is read now. Each nested walk — the guest-physical translation of a guest table or
+/// of the final address (§6.2, guest-physical mappings and their caches) — is such a chain of
+/// its own, under guest-physical invalidations. Each cached piece starts at a root the guest
+/// had at that epoch in the current context (PCID, and VPID and EP4TA under nested paging).
+///
+/// The search is a depth-first exploration: run the walk with every entry at its current value;
+/// for each entry read whose earlier values fit its window, run again with that value; prune
+/// branches whose epochs cannot chain. A value is chosen per memory word, so two reads of one
+/// word in one walk see the same version (a narrowing documented in docs/fuzzing.md). Every
+/// complete, feasible assignment is evaluated under the preferred IMPL choices and, for nested
+/// faults, under every combination of the choices that shape them (§8).
+struct ExplanationSearch {
+  /// One way the architecture produces the observed outcome, and what it writes.
+  struct Explanation {
+    /// Guest A/D bits it certainly writes (address → bits).
+    var certain: [UInt64: UInt64] = [:]
+    /// Guest A/D bits it may write (a faulting walk's upper-level A, §1.8).
+    var possible: [UInt64: UInt64] = [:]
+    /// Nested A/D bits it writes.
+    var nested: [UInt64: UInt64] = [:]
+    /// Whether it reads a value older than the current one, or an earlier root.
+    var stale = false
+  }
+
+  /// A value a word may be read with, and the epochs during which it held it.
+  struct Option: Hashable {
+    var value: UInt64
+    var epochs: ClosedRange<Int>
+    /// The word holds this value now (possibly with uncertain A/D bits resolved as set).
+    var current: Bool
+  }
+
+  /// A partial assignment: the root the walk starts from, the values chosen for the words the
+  /// guest walk reads, and for each nested walk (by the guest-physical address it translates)
+  /// the values chosen for the words it reads.
+  struct Candidate {
+    var root: UInt64
+    var rootEpochs: ClosedRange<Int>
+    var pins: [UInt64: Option]
+    var nestedPins: [UInt64: [UInt64: Option]] = [:]
+  }
+
+  /// Per chain (the guest walk, or one nested walk): the feasible epochs of the last read.
+  struct Chain {
+    var top: ClosedRange<Int>
+    var level = 0
+    var feasible: ClosedRange<Int>? = nil
+  }
+
+  let oracle: Oracle
+  let address: UInt64
+  let access: Access
+  let observed: Outcome
+  let now: Int
+  private(set) var outcomes: [Outcome] = []
+  private(set) var explanations: [Explanation] = []
+  private(set) var limitReached = false
+  private var runs = 0
+  /// Walks one search may run before it gives up and accepts.
+  static let runLimit = 2048
+
+  init(oracle: Oracle, address: UInt64, access: Access, observed: Outcome) {
+    self.oracle = oracle
+    self.address = address
+    self.access = access
+    self.observed = observed
+    now = oracle.epoch
+  }
+
+  var explained: Bool { !explanations.isEmpty }
+
+  /// Explores every root the current context had, most recent first.
+  mutating func run() {
+    let currentRoot = oracle.model.state.guest.root
+    defer { oracle.model.state.guest.root = currentRoot }
+    guard oracle.guestLevels > 0 else {
+      visit(Candidate(root: currentRoot, rootEpochs: Int.min...now, pins: [:]))
+      return
+    }
+    let windows = oracle.timeline.windows(oracle.linearContext, within: Int.min...now)
+    for window in windows {
+      visit(Candidate(root: window.root, rootEpochs: window.epochs, pins: [:]))
+      if limitReached { return }
+    }
+  }
+
+  /// The values a word may be read with: every version it held, the current one (and, with
+  /// uncertain A/D bits, the current one with them set).
+  private func options(_ word: UInt64, current: UInt64? = nil) -> [Option] {
+    let value = current ?? oracle.model.state.memory[word]
+    let unknown = oracle.uncertain[word]
+    var result: [Option] = []
+    if let versions = oracle.history.versions[word] {
+      for index in versions.indices.dropLast() {
+        result.append(
+          Option(
+            value: versions[index].value, epochs: MemoryHistory.interval(versions, index),
+            current: false))
+      }
+      let epochs = MemoryHistory.interval(versions, versions.count - 1)
+      result.append(Option(value: value, epochs: epochs, current: true))
+      if unknown != 0 {
+        result.append(Option(value: value | unknown, epochs: epochs, current: true))
+      }
+    } else {
+      result.append(Option(value: value, epochs: Int.min...Int.max, current: true))
+      if unknown != 0 {
+        result.append(Option(value: value | unknown, epochs: Int.min...Int.max, current: true))
+      }
+    }
+    return result
+  }
+
+  /// The window of epochs in which the next read of a chain may happen (§6.1: the level above
+  /// survives in its paging-structure cache until then).
+  private func window(_ chain: Chain, log: InvalidationLog, address: UInt64, context: CacheContext)
+    -> ClosedRange<Int>?
+  {
+    guard let feasible = chain.feasible else { return chain.top }
+    let kill = log.nextKill(
+      after: feasible.upperBound, .pagingStructure(level: chain.level), address: address,
+      context: context)
+    let upper = kill == Int.max ? Int.max : kill - 1
+    return feasible.lowerBound <= upper ? feasible.lowerBound...upper : nil
+  }
+
+  /// Whether the chain's last read may be used at some epoch of `use`: read then, or (when
+  /// `cached`) read earlier and kept by the TLB (or guest-physical TLB) until then.
+  private func reaches(
+    _ chain: Chain, _ use: ClosedRange<Int>, cached: Bool, global: Bool, log: InvalidationLog,
+    address: UInt64, context: CacheContext
+  ) -> Bool {
+    guard let feasible = chain.feasible else { return chain.top.overlaps(use) }
+    if feasible.overlaps(use) { return true }
+    guard cached, feasible.lowerBound <= use.upperBound else { return false }
+    let kill = log.nextKill(
+      after: feasible.upperBound, .translation(leafLevel: chain.level, global: global),
+      address: address, context: context)
+    return kill > max(use.lowerBound, feasible.upperBound + 1)
+  }
+
+  private static func intersect(_ a: ClosedRange<Int>, _ b: ClosedRange<Int>) -> ClosedRange<Int>? {
+    let low = max(a.lowerBound, b.lowerBound)
+    let high = min(a.upperBound, b.upperBound)
+    return low <= high ? low...high : nil
+  }
+
+  private mutating func visit(_ candidate: Candidate) {
+    guard runs < Self.runLimit else {
+      limitReached = true
+      return
+    }
+    runs += 1
+    oracle.statistics.walks += 1
+
+    // Overlay the guest walk's chosen values on memory; give each nested walk whose chosen
+    // values differ from that a view of its own; walk; undo.
+    var saved: [UInt64: UInt64] = [:]
+    for (word, option) in candidate.pins {
+      let value = oracle.model.state.memory[word]
+      if value != option.value {
+        saved[word] = value
+        oracle.model.state.memory[word] = option.value
+      }
+    }
+    var views: [UInt64: FrameMemory] = [:]
+    for (gpa, pins) in candidate.nestedPins
+    where pins.contains(where: { oracle.model.state.memory[$0.key] != $0.value.value }) {
+      var view = oracle.model.state.memory
+      for (word, option) in pins { view[word] = option.value }
+      views[gpa] = view
+    }
+    oracle.model.state.guest.root = candidate.root
+    let walk =
+      views.isEmpty
+      ? oracle.model.translate(address, access, choices: oracle.preferredChoices, recording: true)
+      : oracle.model.translate(
+        address, access, choices: oracle.preferredChoices, recording: true, nestedViews: views)
+
+    let linearContext = oracle.linearContext
+    let physicalContext = oracle.physicalContext
+    let guestTop = oracle.guestLevels
+    let guestBits = oracle.processor.physicalAddressBits
+    var children: [Candidate] = []
+    var seen = candidate.pins
+    var seenNested = candidate.nestedPins
+    var guest = Chain(top: candidate.rootEpochs)
+    var nested: [Int: (chain: Chain, gpa: UInt64)] = [:]
+    var lastNestedKey: Int? = nil
+    var lastGuestValue: UInt64? = nil
+    var guestFeasible: [Int: ClosedRange<Int>] = [:]
+    var feasible = true
+
+    for reference in walk.references {
+      // The chain the read belongs to, and the window of epochs it may happen in.
+      let key: Int?
+      let available: ClosedRange<Int>?
+      var gpa: UInt64 = 0
+      switch reference.stage {
+      case .guest:
+        key = nil
+        available = window(guest, log: oracle.linear, address: address, context: linearContext)
+      default:
+        let walkKey = reference.stage == .nestedFinal ? 0 : reference.guestLevel
+        key = walkKey
+        if nested[walkKey] == nil {
+          let translated: UInt64
+          if walkKey == 0 {
+            if guestTop > 0, let leaf = lastGuestValue, walk.guestPageSize != 0 {
+              let size = walk.guestPageSize
+              translated =
+                leaf & EntryMasks.address(bits: guestBits) & ~(size - 1) | address & (size - 1)
+            } else {
+              translated = address
+            }
+          } else {
+            let table =
+              walkKey == guestTop
+              ? candidate.root : (lastGuestValue ?? 0) & EntryMasks.address(bits: guestBits)
+            translated = table | (address >> UInt64(12 + 9 * (walkKey - 1)) & 0x1FF) << 3
+          }
+          nested[walkKey] = (Chain(top: Int.min...now), translated)
+        }
+        lastNestedKey = walkKey
+        let entry = nested[walkKey] ?? (Chain(top: Int.min...now), 0)
+        gpa = entry.gpa
+        available = window(
+          entry.chain, log: oracle.physical, address: entry.gpa, context: physicalContext)
+      }
+      guard let available else {
+        feasible = false
+        break
+      }
+      let pinned = key == nil ? seen[reference.address] : seenNested[gpa]?[reference.address]
+      let chosen: Option
+      if let pinned {
+        chosen = pinned
+      } else {
+        let all = options(reference.address, current: saved[reference.address])
+        guard let fallback = all.first(where: { $0.current }) else {
+          feasible = false
+          break
+        }
+        for option in all where option != fallback {
+          guard Self.intersect(available, option.epochs) != nil else { continue }
+          var child = candidate
+          child.pins = seen
+          child.nestedPins = seenNested
+          if key == nil {
+            child.pins[reference.address] = option
+          } else {
+            child.nestedPins[gpa, default: [:]][reference.address] = option
+          }
+          children.append(child)
+        }
+        chosen = fallback
+        if key == nil {
+          seen[reference.address] = fallback
+        } else {
+          seenNested[gpa, default: [:]][reference.address] = fallback
+        }
+      }
+      guard let narrowed = Self.intersect(available, chosen.epochs) else {
+        feasible = false
+        break
+      }
+      if let key {
+        nested[key]?.chain.level = reference.level
+        nested[key]?.chain.feasible = narrowed
+      } else {
+        guest.level = reference.level
+        guest.feasible = narrowed
+        guestFeasible[reference.level] = narrowed
+        lastGuestValue = reference.value
+      }
+    }
+
+    if feasible {
+      feasible = endsNow(
+        walk, guest: guest, guestFeasible: guestFeasible, nested: nested,
+        lastNestedKey: lastNestedKey, linearContext: linearContext,
+        physicalContext: physicalContext, leafValue: lastGuestValue ?? 0)
+    }
+    if feasible {
+      let stale =
+        candidate.root != oracle.registers.cr3 & EntryMasks.address(bits: guestBits)
+        || seen.values.contains { !$0.current }
+        || seenNested.values.contains { $0.values.contains { !$0.current } }
+      judge(walk, seen: seen, views: views, stale: stale)
+    }
+    for (word, value) in saved { oracle.model.state.memory[word] = value }
+    for child in children {
+      visit(child)
+      if limitReached { return }
+    }
+  }
+
+  /// The end conditions of §6.1 and §6.2. A walk that stopped at an entry read that entry
+  /// now; a complete guest walk was read now or cached and kept until now. Each nested walk
+  /// was read, or cached and kept, until it was used: the translation of a guest table until
+  /// that table's entry was read (a combined paging-structure entry keeps the host address of
+  /// the next table), the final translation until the leaf was (a combined TLB entry keeps the
+  /// host address); a nested walk the access stopped at was read now.
+  private func endsNow(
+    _ walk: Translation<Concrete>, guest: Chain, guestFeasible: [Int: ClosedRange<Int>],
+    nested: [Int: (chain: Chain, gpa: UInt64)], lastNestedKey: Int?,
+    linearContext: CacheContext, physicalContext: CacheContext, leafValue: UInt64
+  ) -> Bool {
+    let rule = walk.decidingRule
+    let stage = walk.decidingStage
+    let stopsWalk: Set<Rule> = [
+      .notPresent, .reservedBit, .eptNotPresent, .eptWriteWithoutRead,
+      .eptExecuteOnlyUnsupported, .eptReservedBit, .eptBadMemoryType,
+    ]
+    let paging = oracle.guestLevels > 0
+    let completeGuest = !paging || walk.guestPageSize != 0
+    let nowOnly = now...now
+    if paging && rule != .nonCanonical {
+      if stage == .guest && stopsWalk.contains(rule) {
+        guard let feasible = guest.feasible, feasible.contains(now) else { return false }
+      } else if completeGuest {
+        let global =
+          leafValue >> 8 & 1 == 1 && oracle.registers.cr4 & ControlBits.globalPages != 0
+        guard
+          reaches(
+            guest, nowOnly, cached: true, global: global, log: oracle.linear, address: address,
+            context: linearContext)
+        else { return false }
+      } else {
+        // A nested fault on a guest table read: the walk reached that read now.
+        guard
+          let next = window(guest, log: oracle.linear, address: address, context: linearContext),
+          next.contains(now)
+        else { return false }
+      }
+    }
+    let decidingWalk: Int? =
+      stage == .nestedFinal ? 0 : (stage == .nestedTable && !completeGuest ? lastNestedKey : nil)
+    for (key, entry) in nested {
+      let stopped = key == decidingWalk && stopsWalk.contains(rule)
+      let useLevel = key == 0 ? guest.level : key
+      let use: ClosedRange<Int>
+      if stopped || !paging || (key == decidingWalk && key != 0) {
+        use = nowOnly
+      } else if let read = guestFeasible[useLevel] {
+        use = read.lowerBound...now
+      } else {
+        use = nowOnly
+      }
+      guard
+        reaches(
+          entry.chain, use, cached: !stopped, global: false, log: oracle.physical,
+          address: entry.gpa, context: physicalContext)
+      else { return false }
+    }
+    return true
+  }
+
+  /// Evaluates a feasible assignment under the preferred choices and, where the outcome is a
+  /// nested fault, under the others that shape nested faults (§8); records what matches.
+  private mutating func judge(
+    _ walk: Translation<Concrete>, seen: [UInt64: Option], views: [UInt64: FrameMemory],
+    stale: Bool
+  ) {
+    consider(walk, choices: oracle.preferredChoices, seen: seen, views: views, stale: stale)
+    if walk.outcome != observed
+      && (Self.isNestedFault(observed) || Self.isNestedFault(walk.outcome))
+    {
+      for choices in Self.nestedFaultChoices(around: oracle.preferredChoices) {
+        runs += 1
+        let other = translate(choices, views: views)
+        consider(other, choices: choices, seen: seen, views: views, stale: stale)
+      }
+    }
+  }
+
+  private func translate(_ choices: Choices<Concrete>, views: [UInt64: FrameMemory])
+    -> Translation<Concrete>
+  {
+    oracle.statistics.walks += 1
+    return views.isEmpty
+      ? oracle.model.translate(address, access, choices: choices)
+      : oracle.model.translate(
+        address, access, choices: choices, recording: false, nestedViews: views)
+  }
+
+  private mutating func consider(
+    _ walk: Translation<Concrete>, choices: Choices<Concrete>, seen: [UInt64: Option],
+    views: [UInt64: FrameMemory], stale: Bool
+  ) {
+    let outcome = walk.outcome
+    if !outcomes.contains(outcome) { outcomes.append(outcome) }
+    guard outcome == observed else { return }
+    var explanation = Explanation(stale: stale)
+    Self.collect(
+      walk.performedUpdates, seen: seen, into: &explanation.certain, nested: &explanation.nested)
+    if outcome.isFault && oracle.guestLevels > 0 && !choices.accessedOnFault {
+      var variant = choices
+      variant.accessedOnFault = true
+      let faulting = translate(variant, views: views)
+      if faulting.outcome == outcome {
+        Self.collect(
+          faulting.performedUpdates, seen: seen, into: &explanation.possible,
+          nested: &explanation.nested)
+      }
+    }
+    explanations.append(explanation)
+  }
+
+  /// The updates that land on the current value of their word (one written over since the
+  /// epoch it was read at is lost), guest and nested apart.
+  static func collect(
+    _ updates: [Update<Concrete>], seen: [UInt64: Option], into guest: inout [UInt64: UInt64],
+    nested: inout [UInt64: UInt64]
+  ) {
+    for update in updates {
+      if let option = seen[update.address], !option.current { continue }
+      if update.stage == .guest {
+        guest[update.address, default: 0] |= update.bits
+      } else {
+        nested[update.address, default: 0] |= update.bits
+      }
+    }
+  }
+
+  static func isNestedFault(_ outcome: Outcome) -> Bool {
+    switch outcome {
+    case .eptViolation, .eptMisconfiguration, .nestedPageFault: true
+    default: false
+    }
+  }
+
+  /// The combinations of the choices that shape nested faults — the order of guest A/D writes
+  /// and the final translation, qualification bit 0 on A/D-write violations, the advanced
+  /// qualification bits — other than `preferred`'s.
+  static func nestedFaultChoices(around preferred: Choices<Concrete>) -> [Choices<Concrete>] {
+    var result: [Choices<Concrete>] = []
+    for n in 0..<8 {
+      var choices = preferred
+      choices.accessedDirtyBeforeFinal = n & 1 != 0
+      choices.readBitOnAccessedDirtyWrite = n & 2 != 0
+      choices.advancedQualification = n & 4 != 0
+      if choices.accessedDirtyBeforeFinal == preferred.accessedDirtyBeforeFinal
+        && choices.readBitOnAccessedDirtyWrite == preferred.readBitOnAccessedDirtyWrite
+        && choices.advancedQualification == preferred.advancedQualification
+      {
+        continue
+      }
+      result.append(choices)
+    }
+    return result
+  }
+}
+
+extension Outcome {
+  /// Whether the access did not complete.
+  var isFault: Bool {
+    if case .translated = self { return false }
+    return true
+  }
+}

@@ -1,0 +1,185 @@
+/// The tag of a cached translation, as far as the oracle's mode distinguishes them (SEMANTICS
+/// §6.1 VPID and PCID, §6.2 EP4TA). Fields a mode does not tag by are 0.
+struct CacheContext: Hashable, Sendable {
+  var vpid: UInt64
+  var pcid: UInt64
+  var ep4ta: UInt64
+}
+
+/// One invalidation (SEMANTICS §6.1, §6.2): which tags it reaches, which addresses, and which
+/// kinds of cached information.
+struct Invalidation {
+  /// Which VPIDs it reaches.
+  enum VPIDScope: Equatable {
+    case any
+    case only(UInt64)
+    /// INVVPID type 2: every VPID but 0.
+    case allButZero
+  }
+
+  /// Which TLB entries it drops.
+  enum TLBScope: Equatable {
+    case none
+    /// Entries without the global flag.
+    case nonGlobal
+    /// Every entry, global ones included.
+    case all
+  }
+
+  var epoch: Int
+  var vpid: VPIDScope = .any
+  /// `nil`: every PCID.
+  var pcid: UInt64? = nil
+  /// `nil`: every EP4TA (or nested root).
+  var ep4ta: UInt64? = nil
+  /// `nil`: every address; otherwise the TLB entries for the page containing it (of any size)
+  /// and the paging-structure entries that would be used for it.
+  var address: UInt64? = nil
+  var tlb: TLBScope = .none
+  var pagingStructures = false
+
+  /// Whether it reaches entries tagged `context`; a global TLB entry is not PCID-specific.
+  func reaches(_ context: CacheContext, global: Bool) -> Bool {
+    switch vpid {
+    case .any: break
+    case .only(let v): if v != context.vpid { return false }
+    case .allButZero: if context.vpid == 0 { return false }
+    }
+    if let ep4ta, ep4ta != context.ep4ta { return false }
+    if let pcid, !global, pcid != context.pcid { return false }
+    return true
+  }
+}
+
+/// A cache level of the abstract TLB model: the TLB itself, whose entries map a page of the
+/// leaf's size, or the paging-structure cache of one level (2 = PDE cache … 5 = PML5E cache),
+/// whose entries map the address bits above that level.
+enum CacheLevel: Equatable {
+  case translation(leafLevel: Int, global: Bool)
+  case pagingStructure(level: Int)
+}
+
+/// Every invalidation of one kind of cached information since the start (or the last global
+/// flush): linear and combined mappings (indexed by linear address), or guest-physical
+/// mappings (indexed by guest-physical address). Answers "when is the first invalidation after
+/// epoch e that drops this cached entry?" — how long a cached translation may survive.
+struct InvalidationLog {
+  /// Invalidations of every address, for TLB entries and for paging-structure entries.
+  private var contextTLB: [Invalidation] = []
+  private var contextPagingStructures: [Invalidation] = []
+  /// Invalidations of one address, indexed by the region of each size that contains it
+  /// (1: 4 KiB … 5: 256 TiB), so that a query for an entry of any size finds them.
+  private var byRegion: [[UInt64: [Invalidation]]] = Array(repeating: [:], count: 6)
+  /// The last invalidation of everything in a context, counting non-global ones when no global
+  /// entry can exist, and the last of everything for one 4-KiB page: bounds for the fast path.
+  private var completeByContext: [CacheContext: Int] = [:]
+  private var completeByPage: [PageKey: Int] = [:]
+  private var globalComplete = Int.min
+
+  private struct PageKey: Hashable {
+    var context: CacheContext
+    var page: UInt64
+  }
+
+  /// The size shift of a region at `level`.
+  @inline(__always)
+  static func shift(_ level: Int) -> UInt64 { UInt64(12 + 9 * (level - 1)) }
+
+  /// Records an invalidation. `contexts` are the tags that may hold cached entries (those seen
+  /// so far); `globalsPossible` says whether a global entry may exist (CR4.PGE has been set
+  /// since the last flush of global entries).
+  mutating func record(
+    _ event: Invalidation, contexts: Set<CacheContext>, globalsPossible: Bool
+  ) {
+    if let address = event.address {
+      for level in 1...5 {
+        byRegion[level][address >> Self.shift(level), default: []].append(event)
+      }
+    } else {
+      if event.tlb != .none { contextTLB.append(event) }
+      if event.pagingStructures { contextPagingStructures.append(event) }
+    }
+    let dropsAllTLB = event.tlb == .all || (event.tlb == .nonGlobal && !globalsPossible)
+    guard dropsAllTLB, event.pagingStructures else { return }
+    for context in contexts where event.reaches(context, global: false) {
+      if let address = event.address {
+        completeByPage[PageKey(context: context, page: address >> 12)] = event.epoch
+      } else {
+        completeByContext[context] = event.epoch
+      }
+    }
+    if event.address == nil, event.vpid == .any, event.pcid == nil, event.ep4ta == nil {
+      globalComplete = event.epoch
+    }
+  }
+
+  /// The epoch of the last invalidation that dropped everything cached for `address` in
+  /// `context`: nothing filled before it can be used now.
+  func lastComplete(_ address: UInt64, _ context: CacheContext) -> Int {
+    max(
+      completeByContext[context] ?? Int.min,
+      completeByPage[PageKey(context: context, page: address >> 12)] ?? Int.min, globalComplete)
+  }
+
+  /// The epoch of the last invalidation that dropped everything cached in `context`, for every
+  /// address.
+  func lastComplete(_ context: CacheContext) -> Int {
+    max(completeByContext[context] ?? Int.min, globalComplete)
+  }
+
+  /// The epoch of the last invalidation of everything, in every context.
+  var lastGlobal: Int { globalComplete }
+
+  /// The first epoch after `epoch` at which an invalidation drops the cached entry of `level`
+  /// for `address` in `context`; `Int.max` if none has so far.
+  func nextKill(
+    after epoch: Int, _ level: CacheLevel, address: UInt64, context: CacheContext
+  ) -> Int {
+    switch level {
+    case .translation(let leafLevel, let global):
+      let matches = { (e: Invalidation) -> Bool in
+        (e.tlb == .all || (e.tlb == .nonGlobal && !global)) && e.reaches(context, global: global)
+      }
+      return min(
+        Self.first(contextTLB, after: epoch, where: matches),
+        Self.first(
+          byRegion[leafLevel][address >> Self.shift(leafLevel)] ?? [], after: epoch,
+          where: matches))
+    case .pagingStructure(let level):
+      let matches = { (e: Invalidation) -> Bool in
+        e.pagingStructures && e.reaches(context, global: false)
+      }
+      return min(
+        Self.first(contextPagingStructures, after: epoch, where: matches),
+        Self.first(
+          byRegion[level][address >> Self.shift(level)] ?? [], after: epoch, where: matches))
+    }
+  }
+
+  /// The epoch of the first event after `epoch` in an ascending list that `matches`.
+  private static func first(
+    _ events: [Invalidation], after epoch: Int, where matches: (Invalidation) -> Bool
+  ) -> Int {
+    var low = 0
+    var high = events.count
+    while low < high {
+      let middle = (low + high) / 2
+      if events[middle].epoch <= epoch { low = middle + 1 } else { high = middle }
+    }
+    for index in low..<events.count where matches(events[index]) { return events[index].epoch }
+    return Int.max
+  }
+
+  /// Forgets what happened before `horizon`, after a global invalidation there.
+  mutating func forget(before horizon: Int) {
+    contextTLB.removeAll { $0.epoch < horizon }
+    contextPagingStructures.removeAll { $0.epoch < horizon }
+    for level in 1...5 {
+      byRegion[level] = byRegion[level].compactMapValues { list in
+        let kept = list.filter { $0.epoch >= horizon }
+        return kept.isEmpty ? nil : kept
+      }
+    }
+    completeByPage = completeByPage.filter { $0.value >= horizon }
+  }
+}

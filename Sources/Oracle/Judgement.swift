@@ -1,0 +1,71 @@
+import Machine
+
+/// The oracle's verdict on one observation.
+public enum Judgement: Hashable, Sendable {
+  /// The observation is one the architecture allows.
+  case agrees
+  /// The observation is outside the allowed set.
+  case diverges(Divergence)
+}
+
+/// An observation outside the set the architecture allows, with that set.
+public struct Divergence: Hashable, Sendable, CustomStringConvertible {
+  /// The operation observed.
+  public var operation: TraceOperation
+  /// What the target reported.
+  public var observed: TraceObservation
+  /// The results the architecture allows (a summary when the set is large: the fresh walk's
+  /// result first, then what the explanations tried gave).
+  public var allowed: [TraceResult]
+  /// Why the observation is outside the set, in a sentence.
+  public var reason: String
+
+  /// Makes a divergence.
+  public init(
+    operation: TraceOperation, observed: TraceObservation, allowed: [TraceResult], reason: String
+  ) {
+    self.operation = operation
+    self.observed = observed
+    self.allowed = allowed
+    self.reason = reason
+  }
+
+  /// `observed …; allowed …: reason`.
+  public var description: String {
+    let expected = allowed.map { TraceObservation($0).json.text() }.joined(separator: " | ")
+    return "observed \(observed.json.text()); allowed \(expected): \(reason)"
+  }
+}
+
+/// Why the oracle cannot judge a trace from a state.
+public struct OracleSetupError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// What is wrong, in a sentence.
+  public var message: String
+
+  /// Makes an error.
+  public init(_ message: String) { self.message = message }
+
+  /// The message.
+  public var description: String { message }
+}
+
+/// What the oracle did, for progress lines and benchmarks.
+public struct OracleStatistics: Hashable, Sendable {
+  /// Operations judged.
+  public var operations = 0
+  /// Accesses judged.
+  public var accesses = 0
+  /// Accesses the fresh walk explained at once.
+  public var freshAccesses = 0
+  /// Accesses that needed the search through stale translations and IMPL choices.
+  public var searchedAccesses = 0
+  /// Accesses explained only by a stale translation.
+  public var staleAccesses = 0
+  /// Walks the reference model ran.
+  public var walks = 0
+  /// Searches that hit their limit; the observation was then accepted.
+  public var searchLimitReached = 0
+
+  /// Makes empty statistics.
+  public init() {}
+}

@@ -1,0 +1,76 @@
+/// The classes of operation the generator draws from, and their weights (issue 5, item 3;
+/// docs/fuzzing.md, "the operation mix").
+public enum OperationClass: String, CaseIterable, Hashable, Sendable {
+  /// An access to an interesting linear address, near a page or large-page boundary.
+  case access
+  /// A guest store into one of its paging entries: a flipped P, R/W, U/S, XD, PS, G, A/D, key
+  /// or reserved bit, a frame retargeted (to another table, itself, data, an unbacked frame),
+  /// a cleared entry, or the original value restored; often followed by INVLPG.
+  case guestEntryWrite = "guest-entry-write"
+  /// A guest store into a data page.
+  case guestDataWrite = "guest-data-write"
+  /// A hypervisor store into a nested (EPT/NPT) entry: R/W/X flips and misconfigurations,
+  /// large-page and memory-type bits, reserved bits, retargets; followed or not by INVEPT.
+  case nestedEntryWrite = "nested-entry-write"
+  /// A hypervisor store into guest memory (a guest table behind the guest's back).
+  case hostGuestWrite = "host-guest-write"
+  /// CR0.WP, CR4.SMEP/SMAP/PGE/PKE/PKS/PCIDE, EFER.NXE, RFLAGS.AC, PKRU, PKRS.
+  case controlToggle = "control-toggle"
+  /// MOV to CR3: a reload, another PCID, with or without the no-flush bit.
+  case cr3Write = "cr3-write"
+  case invlpg
+  case invpcid
+  case invept
+  case invvpid
+  /// A new VPID (or ASID).
+  case vpidWrite = "vpid-write"
+  /// The nested root rewritten (EPTP A/D enable toggled).
+  case nestedRootWrite = "nested-root-write"
+  /// A paravirtual batch of one to four page-table updates.
+  case batch
+}
+
+/// Weights over ``OperationClass``; a class with weight 0 is never drawn.
+public struct OperationMix: Hashable, Sendable {
+  /// The weight of each class.
+  public var weights: [OperationClass: Int]
+
+  /// A mix with these weights.
+  public init(_ weights: [OperationClass: Int]) { self.weights = weights }
+
+  /// The default mix of a mode: accesses dominate; entry changes at every level with and
+  /// without the flush that covers them; every control and flush appears.
+  public static func standard(_ mode: OracleMode) -> OperationMix {
+    var weights: [OperationClass: Int] = [
+      .access: 48, .guestEntryWrite: 12, .guestDataWrite: 2, .nestedEntryWrite: 7,
+      .hostGuestWrite: 1, .controlToggle: 5, .cr3Write: 4, .invlpg: 6, .invpcid: 2,
+      .invept: 3, .invvpid: 1, .vpidWrite: 1, .nestedRootWrite: 1, .batch: 3,
+    ]
+    if mode == .paravirtual {
+      weights[.batch] = 10
+      weights[.guestEntryWrite] = 6
+      weights[.nestedEntryWrite] = 2
+      weights[.invept] = 1
+      weights[.invvpid] = 1
+      weights[.vpidWrite] = 1
+      weights[.nestedRootWrite] = 1
+      // A hypervisor store into a validated table bypasses the page types: outside what the
+      // paravirtual semantics define (docs/fuzzing.md).
+      weights[.hostGuestWrite] = 0
+    }
+    return OperationMix(weights)
+  }
+
+  /// Draws a class with `random`.
+  func draw<R: RandomNumberGenerator>(using random: inout R) -> OperationClass {
+    let classes = OperationClass.allCases.filter { (weights[$0] ?? 0) > 0 }
+    let total = classes.reduce(0) { $0 + (weights[$1] ?? 0) }
+    guard total > 0 else { return .access }
+    var roll = Int.random(in: 0..<total, using: &random)
+    for kind in classes {
+      roll -= weights[kind] ?? 0
+      if roll < 0 { return kind }
+    }
+    return .access
+  }
+}

@@ -1,0 +1,281 @@
+import Machine
+import ReferenceModel
+
+/// The differential oracle (issue 5, item 1): the reference model plus what one walk does not
+/// cover — sequences of operations, TLB and paging-structure-cache staleness, flushes, register
+/// writes, guest and host stores, paravirtual batches — deciding for each observation whether
+/// the architecture allows it (docs/fuzzing.md, "how the oracle decides").
+///
+/// The oracle keeps the machine as the architecture defines it (memory, registers, the nested
+/// configuration), every value each memory word has held and every invalidation since, so that
+/// for an access it can ask: is the observed outcome what a walk gives — now, or through
+/// entries cached at some earlier epoch and not invalidated since (SEMANTICS §6.1, §6.2), under
+/// some IMPL choice of §8? It decides membership rather than enumerating the set: the fresh
+/// walk with the target's likely choices first, the search through stale and alternative
+/// explanations only when needed. After each observation it keeps its state consistent with
+/// what was observed: a fault invalidates; accessed/dirty writes that every explanation makes
+/// happen, those some explanation makes are tracked as uncertain.
+public final class Oracle {
+  /// The semantics the target is judged against.
+  public let mode: OracleMode
+  /// The IMPL choices (SEMANTICS §8) tried first: the target's documented ones. Every other
+  /// combination is still allowed; this only decides what is cheap.
+  public var preferredChoices: Choices<Concrete>
+  /// What the oracle did so far.
+  public internal(set) var statistics = OracleStatistics()
+
+  /// The machine now: memory, the guest's controls and the nested dimension, as the model
+  /// reads them (under paravirtualization: the machine-frame tables, no nested stage).
+  var model: ConcreteModel
+  let processor: Processor
+  var registers: GuestRegisters
+  /// The nested configuration (the guest-physical map under shadow and paravirtual paging).
+  var nested: NestedPaging
+  var vpid: UInt64
+  /// The number of the operation being judged.
+  var epoch = 0
+  var history = MemoryHistory()
+  var uncertain = UncertainBits()
+  /// Host frames of nested tables whose A/D bits hardware or the model set.
+  var nestedFrames: Set<UInt64> = []
+  var timeline: RegisterTimeline
+  /// Invalidations of linear and combined mappings, and of guest-physical mappings.
+  var linear = InvalidationLog()
+  var physical = InvalidationLog()
+  var linearContexts: Set<CacheContext> = []
+  var physicalContexts: Set<CacheContext> = []
+  /// The epoch each tag was first in use: nothing tagged with it was cached before.
+  var contextFirstSeen: [CacheContext: Int] = [:]
+  var physicalFirstSeen: [CacheContext: Int] = [:]
+  /// ``RegisterTimeline/rootStableSince``, kept up to date.
+  var rootStableSince = 0
+  /// CR4.PGE has been set since the last invalidation of global entries.
+  var globalsPossible: Bool
+  /// Under paravirtualization: the page types and the guest-physical map's configuration.
+  var paravirtual: ParavirtualDomain?
+  /// The epoch of the latest change to any word's value.
+  var latestChange = Int.min
+
+  /// An oracle for `state` under `mode`; throws when the reference model refuses the state or,
+  /// under paravirtualization, when the domain builder cannot convert it.
+  public init(
+    mode: OracleMode, state: MachineState, preferredChoices: Choices<Concrete> = .kvm,
+    initialVPID: UInt64 = 1
+  ) throws(OracleSetupError) {
+    self.mode = mode
+    self.preferredChoices = preferredChoices
+    processor = state.processor
+    registers = state.guest
+    nested = state.nested
+    vpid = mode == .paravirtual ? 0 : initialVPID
+    var modelState = state
+    if mode == .paravirtual {
+      let built = try ParavirtualDomain.build(state)
+      paravirtual = built.domain
+      modelState = built.machine
+      registers = built.machine.guest
+    }
+    do {
+      model = try ConcreteModel(modelState)
+    } catch {
+      throw OracleSetupError("the reference model refuses the state: \(error.message)")
+    }
+    globalsPossible = state.guest.cr4 & ControlBits.globalPages != 0
+    let none = CacheContext(vpid: 0, pcid: 0, ep4ta: 0)
+    timeline = RegisterTimeline(.init(start: 0, context: none, root: 0, levels: 0))
+    timeline = RegisterTimeline(currentSpan())
+    controlsChanged()
+  }
+
+  /// Judges one operation and its observation, and moves the oracle's state past it.
+  public func check(_ operation: TraceOperation, _ observed: TraceObservation) -> Judgement {
+    epoch += 1
+    statistics.operations += 1
+    if case .access(let address, let access) = operation {
+      return checkAccess(operation, address, access, observed)
+    }
+    let expected = perform(operation, observed: observed)
+    guard expected == observed.result else {
+      return .diverges(
+        Divergence(
+          operation: operation, observed: observed, allowed: [expected],
+          reason: "the operation's result is determined: \(Self.describe(expected))"))
+    }
+    return .agrees
+  }
+
+  /// The determined result of an operation other than an access, with its effect applied.
+  private func perform(_ operation: TraceOperation, observed: TraceObservation) -> TraceResult {
+    switch operation {
+    case .access:
+      preconditionFailure("accesses are judged by checkAccess")
+    case .writeGuest(let gpa, let value):
+      return writeGuest(gpa, value)
+    case .writeHost(let hpa, let value):
+      store(hpa, value)
+      return .completed
+    case .writeRegister(let register, let value):
+      return writeRegister(register, value)
+    case .invlpg(let address):
+      return invlpg(address)
+    case .invpcid(let type, let pcid, let address):
+      return invpcid(type, pcid: pcid, address: address)
+    case .invept(let type, let eptp):
+      return invept(type, eptp: eptp)
+    case .invvpid(let type, let target, let address):
+      return invvpid(type, vpid: target, address: address)
+    case .paravirtualBatch(let updates):
+      return batch(updates)
+    }
+  }
+
+  static func describe(_ result: TraceResult) -> String {
+    TraceObservation(result).json.text()
+  }
+
+  // MARK: - Memory
+
+  /// Stores a word: a new version of it (SEMANTICS §6.1: cached translations may still
+  /// reflect the old one until invalidated).
+  func store(_ address: UInt64, _ value: UInt64) {
+    let old = model.state.memory[address]
+    if old != value || uncertain[address] != 0 {
+      history.recordWrite(address, old: old, new: value, epoch: epoch)
+      latestChange = epoch
+    }
+    model.state.memory[address] = value
+    uncertain.clear(address)
+  }
+
+  /// The host physical address backing a guest-physical address through the nested
+  /// configuration, whatever its rights: the trace vocabulary's guest stores and the
+  /// paravirtual P2M. `nil` when no present, well-formed leaf maps it.
+  func backing(_ gpa: UInt64) -> UInt64? {
+    statistics.walks += 1
+    return Self.backing(gpa, model: model, nested: nested)
+  }
+
+  /// The backing of `gpa` through `nested` over `model`'s memory: a nested translation with
+  /// guest paging off, which is a present, well-formed leaf unless it stops at a not-present
+  /// or malformed entry (a leaf that denies a read still maps the address).
+  static func backing(_ gpa: UInt64, model: ConcreteModel, nested: NestedPaging) -> UInt64? {
+    var probe = model
+    let bits: Int
+    switch nested {
+    case .none: return gpa
+    case .ept(let ept):
+      bits = ept.physicalAddressBits
+      probe.state.nested = .ept(
+        Concrete(), eptp: ept.eptp, addressBits: ept.physicalAddressBits,
+        modeBasedExecute: ept.modeBasedExecute)
+      probe.state.configuration.nested = .ept(
+        levels: Int(ept.eptp >> 3 & 7) + 1, addressBits: ept.physicalAddressBits,
+        executeOnly: ept.executeOnly, gigabytePages: ept.gigabytePages)
+    case .npt(let npt):
+      bits = npt.physicalAddressBits
+      probe.state.nested = .npt(
+        Concrete(), nCR3: npt.nCR3, hostEFER: npt.hostEFER, addressBits: npt.physicalAddressBits)
+      probe.state.configuration.nested = .npt(
+        levels: npt.hostCR4 & ControlBits.fiveLevel != 0 ? 5 : 4,
+        addressBits: npt.physicalAddressBits)
+    }
+    probe.state.configuration.guestLevels = 0
+    let translation = probe.translate(gpa, Access(.read), recording: true)
+    switch translation.decidingRule {
+    case .translated:
+      return translation.address
+    case .notPresent, .reservedBit, .eptNotPresent, .eptWriteWithoutRead,
+      .eptExecuteOnlyUnsupported, .eptReservedBit, .eptBadMemoryType:
+      return nil
+    default:
+      guard let leaf = translation.references.last else { return nil }
+      let size: UInt64 = 1 << UInt64(12 + 9 * (leaf.level - 1))
+      return leaf.value & EntryMasks.address(bits: bits) & ~(size - 1) | gpa & (size - 1)
+    }
+  }
+
+  var nestedAddressBits: Int {
+    switch nested {
+    case .none: processor.physicalAddressBits
+    case .ept(let ept): ept.physicalAddressBits
+    case .npt(let npt): npt.physicalAddressBits
+    }
+  }
+
+  // MARK: - Controls
+
+  /// The nested root that tags guest-physical mappings (the EP4TA, or N_CR3); 0 without one.
+  var nestedRoot: UInt64 {
+    switch nested {
+    case .none: 0
+    case .ept(let ept): ept.eptp & EntryMasks.address(bits: ept.physicalAddressBits)
+    case .npt(let npt): npt.nCR3 & EntryMasks.address(bits: npt.physicalAddressBits)
+    }
+  }
+
+  /// The tag of the guest's linear (or combined) mappings now.
+  var linearContext: CacheContext {
+    let pcid = registers.cr4 & ControlBits.contextIdentifiers != 0 ? registers.cr3 & 0xFFF : 0
+    return mode.tagsByVirtualMachine
+      ? CacheContext(vpid: vpid, pcid: pcid, ep4ta: nestedRoot)
+      : CacheContext(vpid: 0, pcid: pcid, ep4ta: 0)
+  }
+
+  /// The tag of guest-physical mappings now.
+  var physicalContext: CacheContext { CacheContext(vpid: 0, pcid: 0, ep4ta: nestedRoot) }
+
+  /// The guest's paging depth now: 0 with paging off.
+  var guestLevels: Int { model.state.configuration.guestLevels }
+
+  func currentSpan() -> RegisterTimeline.Span {
+    RegisterTimeline.Span(
+      start: epoch, context: linearContext, root: model.state.guest.root, levels: guestLevels)
+  }
+
+  /// Re-derives the model's controls after a register or nested-configuration change; throws
+  /// the model's refusal when the new controls are outside what it covers.
+  func loadControls(_ next: GuestRegisters, nested nextNested: NestedPaging) throws(FormatError) {
+    let modelNested: NestedPaging = mode == .paravirtual ? .none : nextNested
+    let probe = MachineState(processor: processor, guest: next, nested: modelNested)
+    let derived = try ModelState<Concrete>(probe)
+    registers = next
+    nested = nextNested
+    model.state.configuration = derived.configuration
+    model.state.guest = derived.guest
+    model.state.nested = derived.nested
+    controlsChanged()
+  }
+
+  /// Starts a new register span and notes the new tags.
+  func controlsChanged() {
+    timeline.change(to: currentSpan())
+    rootStableSince = timeline.rootStableSince
+    if linearContexts.insert(linearContext).inserted { contextFirstSeen[linearContext] = epoch }
+    if physicalContexts.insert(physicalContext).inserted {
+      physicalFirstSeen[physicalContext] = epoch
+    }
+    if registers.cr4 & ControlBits.globalPages != 0 { globalsPossible = true }
+  }
+}
+
+/// Masks of entry fields the oracle's bookkeeping reads; the rules that use them are the
+/// model's.
+enum EntryMasks {
+  /// Bits M-1:12: a table or frame address.
+  static func address(bits: Int) -> UInt64 { mask(bits - 1, 12) }
+  /// The x86 accessed and dirty flags (bits 5 and 6).
+  static let accessedDirty: UInt64 = 0x60
+  /// The EPT accessed and dirty flags (bits 8 and 9).
+  static let eptAccessedDirty: UInt64 = 0x300
+}
+
+/// Control-register bits the oracle's bookkeeping reads (SEMANTICS §1.1).
+enum ControlBits {
+  static let paging: UInt64 = 1 << 31
+  static let physicalAddressExtension: UInt64 = 1 << 5
+  static let globalPages: UInt64 = 1 << 7
+  static let fiveLevel: UInt64 = 1 << 12
+  static let contextIdentifiers: UInt64 = 1 << 17
+  static let executeDisable: UInt64 = 1 << 11
+  static let noFlush: UInt64 = 1 << 63
+}
