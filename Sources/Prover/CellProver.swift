@@ -18,6 +18,16 @@ struct QuerySettings: Sendable {
   var resourceLimit: UInt32?
   /// Where to write each query's SMT-LIB2 text, if anywhere.
   var emitDirectory: String?
+
+  /// Why a query came back unknown, in words: Z3's reason, and the budgets it ran under
+  /// (Z3 often says only "unknown" when a budget runs out).
+  func explain(unknown reason: String) -> String {
+    var budgets: [String] = []
+    if let timeoutMilliseconds { budgets.append("--timeout \(timeoutMilliseconds) ms") }
+    if let resourceLimit { budgets.append("--rlimit \(resourceLimit)") }
+    let said = reason.isEmpty || reason == "unknown" ? "Z3 gave up" : "Z3 gave up: \(reason)"
+    return budgets.isEmpty ? said : said + " (under " + budgets.joined(separator: ", ") + ")"
+  }
 }
 
 /// Counts of how obligations were discharged.
@@ -244,7 +254,7 @@ final class CellProver {
       }
       switch try solver.check() {
       case .unsatisfiable: continue
-      case .unknown(let reason): return .unknown(reason.isEmpty ? "solver gave up" : reason)
+      case .unknown(let reason): return .unknown(settings.explain(unknown: reason))
       case .satisfiable:
         let model = try solver.model()
         let address = try concreteAddress(cell, laneBases: laneBases, lane: lane, model: model)

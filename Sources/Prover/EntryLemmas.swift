@@ -71,7 +71,7 @@ enum EntryLemmas {
       switch try solver.check() {
       case .unsatisfiable: return .success(.proved)
       case .unknown(let reason):
-        return .success(.unknown(reason: reason.isEmpty ? "solver gave up" : reason))
+        return .success(.unknown(reason: settings.explain(unknown: reason)))
       case .satisfiable:
         let values = try variables.values(in: try solver.model())
         return .success(.violated(try replay(shape, values, derivation: derivation)))

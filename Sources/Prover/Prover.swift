@@ -126,7 +126,10 @@ public func prove(
     timeoutMilliseconds: options.timeoutMilliseconds, resourceLimit: options.resourceLimit,
     emitDirectory: options.emitDirectory)
   var statistics = ProofStatistics()
-  let cellProperties = PropertyName.allCases.filter { wanted.contains($0) && $0 != .entryLemmas }
+  // Isolation without host ranges is skipped below: no cell needs deciding for it.
+  let cellProperties = PropertyName.allCases.filter {
+    wanted.contains($0) && $0 != .entryLemmas && !($0 == .isolation && machine.hostRanges.isEmpty)
+  }
   let first = try proveCells(
     problem, properties: cellProperties, settings: settings, jobs: options.jobs,
     statistics: &statistics)
@@ -175,9 +178,11 @@ public func proveEntryLemmas(
     results: [PropertyResult(property: .entryLemmas, verdict: verdict)], statistics: statistics)
 }
 
-/// Decides the linear-address and guest-physical properties cell by cell: contiguous chunks of
-/// cells, one per job; each job keeps the first verdict per property, and the first in
-/// decomposition order wins.
+/// Decides the linear-address and guest-physical properties cell by cell: job `j` of `n` takes
+/// cells `j`, `j + n`, `j + 2n`, … (cells of one kind and cost lie together in the
+/// decomposition, so interleaving balances the jobs where contiguous chunks would not); each
+/// job keeps the first verdict per property, and the first in decomposition order wins —
+/// every earlier cell was decided for that property by the job that holds it.
 func proveCells(
   _ problem: ProofProblem, properties: [PropertyName], settings: QuerySettings, jobs: Int,
   statistics: inout ProofStatistics
@@ -192,15 +197,14 @@ func proveCells(
   let cells = decomposition.cells
   guard !cells.isEmpty else { return [:] }
   let jobs = max(1, min(jobs, cells.count))
-  let chunk = (cells.count + jobs - 1) / jobs
   let outcomes = WorkerOutcomes(count: jobs)
   DispatchQueue.concurrentPerform(iterations: jobs) { job in
-    let range = (job * chunk)..<min(cells.count, (job + 1) * chunk)
     outcomes.set(
       job,
       runWorker(
         problem, protectedFrames: protectedFrames, settings: settings, worker: job,
-        cells: cells, range: range, properties: properties))
+        cells: cells, indices: Array(stride(from: job, to: cells.count, by: jobs)),
+        properties: properties))
   }
   var first: [PropertyName: (cell: Int, verdict: CellVerdict)] = [:]
   for job in 0..<jobs {
@@ -237,13 +241,13 @@ extension CellVerdict: @unchecked Sendable {}
 
 func runWorker(
   _ problem: ProofProblem, protectedFrames: Set<UInt64>, settings: QuerySettings, worker: Int,
-  cells: [Cell], range: Range<Int>, properties: [PropertyName]
+  cells: [Cell], indices: [Int], properties: [PropertyName]
 ) -> Result<WorkerResult, ProverError> {
   var result = WorkerResult()
   do {
     let prover = try CellProver(
       problem: problem, protectedFrames: protectedFrames, settings: settings, worker: worker)
-    for index in range {
+    for index in indices {
       // A violated property needs no more cells; an unknown one keeps looking for a violation.
       let open = properties.filter {
         if case .fails = result.found[$0]?.verdict { return false }

@@ -103,8 +103,9 @@ public struct ShadowMachine: Sendable {
   /// Every machine has room for every ``Plant``: two pinned 4-KiB mappings are always
   /// shadowed and synced, the first of them with a right the guest denies (W or U) and without
   /// execution (guest XD, or no host X); the self-mapping is always shadowed; the first mapping
-  /// is a splintered 2-MiB page. Only ``Plant/hardwareWithoutNXE`` needs the guest's EFER.NXE,
-  /// which `room` set to it guarantees.
+  /// is a splintered 2-MiB page, always accessed so that it is shadowed; the self-mapped table
+  /// is the guest's root, which is never out of sync. Only ``Plant/hardwareWithoutNXE`` needs
+  /// a particular guest — EFER.NXE on and CR4.SMEP off — which `room` set to it guarantees.
   public init(seed: UInt64, geometry: Geometry = .ept4, room: Plant? = nil) {
     var random = SeededGenerator(seed: seed)
     func chance(_ percent: UInt64) -> Bool { UInt64.random(in: 0..<100, using: &random) < percent }
@@ -129,7 +130,7 @@ public struct ShadowMachine: Sendable {
       var bits = EntryBits.present
       if chance(70) { bits |= EntryBits.writable }
       if chance(60) { bits |= EntryBits.user }
-      if i == 1 || i == 2 || chance(90) { bits |= EntryBits.accessed }
+      if i <= 2 || chance(90) { bits |= EntryBits.accessed }
       if chance(60) { bits |= EntryBits.dirty }
       if nxe && chance(30) { bits |= EntryBits.executeDisable }
       var ept = EntryBits.eptRead | EntryBits.eptWriteBack
@@ -147,7 +148,7 @@ public struct ShadowMachine: Sendable {
       nextData += size
     }
     var cr4 = GuestSetup.cr4(levels: geometry.guestLevels)
-    if chance(30) { cr4 |= 1 << 20 }
+    if chance(30) && room != .hardwareWithoutNXE { cr4 |= 1 << 20 }
     if chance(30) { cr4 |= 1 << 21 }
     let guest = GuestRegisters(
       cr0: GuestSetup.cr0, cr3: 0x1000, cr4: cr4, efer: nxe ? GuestSetup.efer : 0x500,
@@ -195,8 +196,9 @@ public struct ShadowMachine: Sendable {
       directoryBits: EntryBits.directory | EntryBits.accessed)
     for m in mappings { guest.map(m.gva, to: m.gpa, pageLevel: m.level, bits: m.bits) }
     var all = mappings
-    if selfMap, let table = guest.tables.last {
-      // The guest maps one of its own page tables, writable: the shadow must not (§5.2 step 5).
+    if selfMap, let table = guest.tables.first {
+      // The guest maps its root table, writable: the shadow must not (§5.2 step 5). The root
+      // is never out of sync (only level-1 tables may be, §5.5 I5), so it stays protected.
       let gva = (mappings[0].gva &+ (1 << 30)) & (1 << UInt64(topBit) - 1) & ~0xFFF
       let bits = EntryBits.directory | EntryBits.accessed | EntryBits.dirty
       guest.map(gva, to: table, bits: bits)
@@ -415,8 +417,14 @@ public struct ShadowMachine: Sendable {
       else { return nil }
       s.memory[leaf.entry] |= EntryBits.writable
     case .outsideHostRanges:
-      guard let leaf = present.first(where: { $0.level == 1 }), let g = guestLeaf(of: leaf.page),
-        g.level == 1
+      // A 4-KiB shadow leaf of a 4-KiB guest page that is not a page table (whose host frame
+      // the guest's own walks read).
+      let tables = Set(guestTableFrames)
+      func eligible(_ leaf: Leaf) -> Bool {
+        guard leaf.level == 1, let g = guestLeaf(of: leaf.page), g.level == 1 else { return false }
+        return !tables.contains((s.memory[g.entry] & TableBuilder.addressMask) >> 12)
+      }
+      guard let leaf = present.first(where: eligible), let g = guestLeaf(of: leaf.page)
       else { return nil }
       let gpa = (s.memory[g.entry] & TableBuilder.addressMask)
       guard let eptEntry = eptLeaves[gpa >> 12] else { return nil }
@@ -432,9 +440,14 @@ public struct ShadowMachine: Sendable {
       guard let leaf = present.first, let g = guestLeaf(of: leaf.page) else { return nil }
       s.memory[g.entry] &= ~EntryBits.accessed
     case .hardwareWithoutNXE:
-      guard state.guest.efer >> 11 & 1 == 1, var shadow = s.shadow else { return nil }
+      // With NXE and SMEP both clear the hardware's #PF error code has I/D = 0 even for a
+      // fetch (SDM Vol. 3A §4.7), so the hypervisor rebuilds a read. A guest with SMEP keeps
+      // I/D meaningful, and clearing SMEP in the shadow would let supervisor fetches of user
+      // pages through (a soundness break, not this plant): such a guest has no room for it.
+      guard state.guest.efer >> 11 & 1 == 1, state.guest.cr4 >> 20 & 1 == 0,
+        var shadow = s.shadow, shadow.cr4 >> 20 & 1 == 0
+      else { return nil }
       shadow.efer &= ~(1 << 11)
-      shadow.cr4 &= ~(1 << 20)
       s.shadow = shadow
     }
     return s

@@ -18,12 +18,16 @@ struct ShadowProofTests {
     return options
   }
 
-  @Test("Every property proves on a correctly composed shadow", arguments: 0..<UInt64(12))
-  func correctShadowProves(seed: UInt64) throws {
-    let machine = ShadowMachine(seed: seed)
+  @Test(
+    "Every property proves on a correctly composed shadow, 4- and 5-level guests, EPT and NPT",
+    arguments: ShadowMachine.Geometry.all, 0..<UInt64(4))
+  func correctShadowProves(geometry: ShadowMachine.Geometry, seed: UInt64) throws {
+    let machine = ShadowMachine(seed: seed, geometry: geometry)
     let report = try prove(machine.state, options: options())
+    #expect(report.results.count == Self.linearProperties.count)
     for result in report.results {
-      #expect(result.verdict == .proved, "seed \(seed): \(result.property) \(result.verdict)")
+      #expect(
+        result.verdict == .proved, "\(geometry) seed \(seed): \(result.property) \(result.verdict)")
     }
   }
 
@@ -35,29 +39,58 @@ struct ShadowProofTests {
     .accessedClear: .accessedDirty, .hardwareWithoutNXE: .faultClassification,
   ]
 
-  @Test("Each planted inconsistency violates its property", arguments: ShadowMachine.Plant.allCases)
-  func plantIsFound(plant: ShadowMachine.Plant) throws {
-    var found = 0
-    for seed in 0..<UInt64(40) where found < 3 {
-      guard let broken = ShadowMachine(seed: seed).planted(plant),
-        let property = Self.expected[plant]
-      else { continue }
+  @Test(
+    "Each planted inconsistency violates its property, on every geometry",
+    arguments: ShadowMachine.Plant.allCases, ShadowMachine.Geometry.all)
+  func plantIsFound(plant: ShadowMachine.Plant, geometry: ShadowMachine.Geometry) throws {
+    let property = try #require(Self.expected[plant])
+    for seed in 0..<UInt64(3) {
+      let machine = ShadowMachine(seed: seed, geometry: geometry, room: plant)
+      let broken = try #require(machine.planted(plant), "\(geometry) seed \(seed): no room")
+      #expect(
+        try prove(machine.state, options: options([property])).results.first?.verdict
+          == .proved)
       let report = try prove(broken, options: options([property]))
       guard case .violated(let counterexample) = report.results.first?.verdict else {
-        Issue.record("seed \(seed): \(plant) not found: \(String(describing: report.results))")
-        return
+        Issue.record("\(geometry) seed \(seed): \(plant) not found: \(report.results)")
+        continue
       }
       #expect(counterexample.property == property)
-      found += 1
+      #expect(!counterexample.summary.isEmpty)
     }
-    #expect(found > 0, "no machine had room for \(plant)")
   }
 
-  @Test("A state without shadow tables is bad input")
+  @Test("Asking a state without shadow tables for a shadow property is bad input")
   func noShadowIsBadInput() {
     var state = ShadowMachine(seed: 1).state
     state.shadow = nil
-    #expect(throws: ProverError.self) { try prove(state, options: options()) }
+    for property in PropertyName.allCases where property.needsShadow {
+      #expect(throws: ProverError.self) { try prove(state, options: options([property])) }
+    }
+  }
+
+  @Test("Without shadow tables, isolation and the entry lemmas are the default, and prove")
+  func noShadowDefaults() throws {
+    var state = ShadowMachine(seed: 1, geometry: .ept5).state
+    state.shadow = nil
+    var options = ProverOptions()
+    options.jobs = 1
+    let report = try prove(state, options: options)
+    #expect(report.results.map(\.property) == [.isolation, .entryLemmas])
+    #expect(report.results.allSatisfy { $0.verdict == .proved })
+  }
+
+  @Test("Without shadow tables, a host mapping outside the ranges violates isolation")
+  func noShadowIsolationViolated() throws {
+    let machine = ShadowMachine(seed: 4, geometry: .npt4, room: .outsideHostRanges)
+    var state = try #require(machine.planted(.outsideHostRanges))
+    state.shadow = nil
+    let report = try prove(state, options: options([.isolation]))
+    guard case .violated(let counterexample) = report.results.first?.verdict else {
+      Issue.record("isolation not violated: \(report.results)")
+      return
+    }
+    #expect(counterexample.guestPhysical)
   }
 }
 
