@@ -30,6 +30,9 @@ final class HostMemory {
   private var slabs: [UnsafeMutableRawPointer] = []
   private var slabUsed = HostMemory.pagesPerSlab
   private var freePages: [UnsafeMutablePointer<UInt64>] = []
+  /// Indices into the frame table that were given a page (some may have been discarded since):
+  /// growing the table and listing its pages visit these, never the whole sparse table.
+  private var directIndices: [Int] = []
 
   /// The largest direct window: 2^26 frames (256 GiB of physical addresses, a 512-MiB table
   /// of which only the touched pages are ever resident).
@@ -142,6 +145,7 @@ final class HostMemory {
     if index < Self.directLimit {
       if index >= directCount { grow(toCover: index) }
       direct[Int(truncatingIfNeeded: index)] = page
+      directIndices.append(Int(truncatingIfNeeded: index))
     } else {
       overflow[frame] = page
     }
@@ -169,7 +173,9 @@ final class HostMemory {
     var count = directCount
     while count <= index { count <<= 1 }
     let table = Self.allocateTable(count: count)
-    table.update(from: direct, count: Int(directCount))
+    // Only the populated entries: copying the whole table would make every page of both
+    // tables resident.
+    for index in directIndices { table[index] = direct[index] }
     Self.unmap(direct, bytes: Int(directCount) * Self.pointerBytes)
     direct = table
     directCount = count
@@ -179,9 +185,8 @@ final class HostMemory {
 
   /// Every populated frame, ascending.
   var populatedFrames: [UInt64] {
-    var frames: [UInt64] = []
-    for index in 0..<directCount where direct[Int(index)] != nil { frames.append(base + index) }
-    return frames + overflow.keys.sorted()
+    let populated = Set(directIndices.filter { direct[$0] != nil })
+    return populated.sorted().map { base + UInt64($0) } + overflow.keys.sorted()
   }
 
   /// The contents as a sparse snapshot memory (nonzero words only).

@@ -105,7 +105,8 @@ struct BenchmarkWorkload {
 /// Every workload, in order; each part of the project contributes its own list.
 enum BenchmarkRegistry {
   static var all: [BenchmarkWorkload] {
-    (ReferenceModelBenchmarks.workloads + FastMMUBenchmarks.workloads + ProverBenchmarks.workloads)
+    (ReferenceModelBenchmarks.workloads + FastMMUBenchmarks.workloads + ProverBenchmarks.workloads
+      + OracleBenchmarks.workloads)
       .sorted { $0.name < $1.name }
   }
 }

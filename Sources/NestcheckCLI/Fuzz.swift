@@ -105,6 +105,11 @@ struct Fuzz: ParsableCommand {
     }
     let oracleMode = OracleMode(rawValue: mode ?? "") ?? spec.impliedMode ?? .nested
     let mmuConfiguration = try FuzzSupport.configuration(bugs: bugs)
+    if case .process(let path) = spec, path.contains("/"),
+      !FileManager.default.isExecutableFile(atPath: path)
+    {
+      throw CommandFailure("--target \(target): no executable at \(path)", exit: .badInput)
+    }
     let made: any Target
     do {
       made = try spec.make(

@@ -54,7 +54,8 @@ extension Oracle {
       var unsure = ExplanationSearch.Explanation()
       var nested: [UInt64: UInt64] = [:]
       ExplanationSearch.collect(
-        fresh.performedUpdates, seen: [:], into: &unsure.possible, nested: &nested)
+        fresh.performedUpdates, seen: ExplanationSearch.Pins(), into: &unsure.possible,
+        nested: &nested)
       unsure.nested = nested
       apply([unsure], fault: true)
       faulted(address, outcome)
@@ -98,7 +99,8 @@ extension Oracle {
   private func acceptFresh(_ walk: Translation<Concrete>, _ address: UInt64, _ access: Access) {
     var primary = ExplanationSearch.Explanation()
     ExplanationSearch.collect(
-      walk.performedUpdates, seen: [:], into: &primary.certain, nested: &primary.nested)
+      walk.performedUpdates, seen: ExplanationSearch.Pins(), into: &primary.certain,
+      nested: &primary.nested)
     guard walk.outcome.isFault, guestLevels > 0 else {
       apply([primary], fault: walk.outcome.isFault)
       return
@@ -114,7 +116,7 @@ extension Oracle {
       guard other.outcome == walk.outcome else { continue }
       var explanation = ExplanationSearch.Explanation()
       ExplanationSearch.collect(
-        other.performedUpdates, seen: [:], into: &explanation.certain,
+        other.performedUpdates, seen: ExplanationSearch.Pins(), into: &explanation.certain,
         nested: &explanation.nested)
       explanations.append(explanation)
     }

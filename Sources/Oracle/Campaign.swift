@@ -83,6 +83,8 @@ public struct CampaignReport: Sendable {
   public var operations = 0
   /// Episodes run.
   public var episodes = 0
+  /// The numbers of the episodes run, in order (shard i of n runs i, i + n, …).
+  public var episodeNumbers: [Int] = []
   /// Wall-clock seconds the campaign took.
   public var seconds = 0.0
   /// The failures found, in the order found.
@@ -126,6 +128,7 @@ public struct Campaign {
     runner.stateCheckInterval = c.proveEvery
     runner.stateCheck = stateCheck
     var episode = c.shardIndex
+    var classes: Set<OutcomeClass.Key> = []
     func elapsed() -> Double {
       let d = clock.now - start
       return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
@@ -134,7 +137,7 @@ public struct Campaign {
       progress?(
         CampaignProgress(
           operations: report.operations, seconds: elapsed(), failures: report.findings.count,
-          outcomeClasses: report.outcomeClasses.count, episodes: report.episodes))
+          outcomeClasses: classes.count, episodes: report.episodes))
     }
     while report.operations < c.operations {
       if let budget = c.timeBudget, clock.now - start >= budget { break }
@@ -144,10 +147,11 @@ public struct Campaign {
       let count = min(c.episodeLength, c.operations - report.operations)
       let run = runner.run(machine.state, count: count) { _ in generator.next() }
       report.episodes += 1
+      report.episodeNumbers.append(episode)
       report.operations += run.operations.count
       report.statistics.add(run.statistics)
       for observation in run.observations {
-        report.outcomeClasses.insert(OutcomeClass.of(observation.result))
+        classes.insert(OutcomeClass.Key(observation.result))
       }
       if case .setupRefused = run.verdict { report.refusedEpisodes += 1 }
       if run.verdict.isFailure {
@@ -171,6 +175,7 @@ public struct Campaign {
       }
     }
     report.seconds = elapsed()
+    report.outcomeClasses = Set(classes.map(\.name))
     emit()
     return report
   }

@@ -48,8 +48,73 @@ struct ExplanationSearch {
   struct Candidate {
     var root: UInt64
     var rootEpochs: ClosedRange<Int>
-    var pins: [UInt64: Option]
-    var nestedPins: [UInt64: [UInt64: Option]] = [:]
+    var pins: Pins
+    var nestedPins: NestedPins = NestedPins()
+  }
+
+  /// Chosen values by word: a handful per walk, so a list searched in order is cheaper than
+  /// hashing.
+  struct Pins {
+    private(set) var entries: [(word: UInt64, option: Option)] = []
+
+    /// The value chosen for `word`, if one was.
+    subscript(word: UInt64) -> Option? {
+      get {
+        for entry in entries where entry.word == word { return entry.option }
+        return nil
+      }
+      set {
+        if let index = entries.firstIndex(where: { $0.word == word }) {
+          if let newValue { entries[index].option = newValue } else { entries.remove(at: index) }
+        } else if let newValue {
+          entries.append((word, newValue))
+        }
+      }
+    }
+
+    /// Whether some chosen value is an older one.
+    var anyStale: Bool { entries.contains { !$0.option.current } }
+  }
+
+  /// Chosen values per nested walk, by the guest-physical address it translates.
+  struct NestedPins {
+    private(set) var entries: [(gpa: UInt64, pins: Pins)] = []
+
+    /// The values chosen for the nested walk of `gpa`.
+    subscript(gpa: UInt64) -> Pins? {
+      for entry in entries where entry.gpa == gpa { return entry.pins }
+      return nil
+    }
+
+    /// Chooses `option` for `word` in the nested walk of `gpa`.
+    mutating func set(_ gpa: UInt64, _ word: UInt64, _ option: Option) {
+      if let index = entries.firstIndex(where: { $0.gpa == gpa }) {
+        entries[index].pins[word] = option
+      } else {
+        var pins = Pins()
+        pins[word] = option
+        entries.append((gpa, pins))
+      }
+    }
+
+    /// Whether some chosen value is an older one.
+    var anyStale: Bool { entries.contains { $0.pins.anyStale } }
+  }
+
+  /// Per nested walk (0: the final translation; 1–5: the guest table read at that level), its
+  /// chain and the guest-physical address it translates.
+  struct NestedChains {
+    private var slots: [(chain: Chain, gpa: UInt64)?] = Array(repeating: nil, count: 6)
+
+    subscript(key: Int) -> (chain: Chain, gpa: UInt64)? {
+      get { slots[key] }
+      set { slots[key] = newValue }
+    }
+
+    /// The walks that read something, with their keys.
+    var present: [(key: Int, entry: (chain: Chain, gpa: UInt64))] {
+      slots.indices.compactMap { index in slots[index].map { (index, $0) } }
+    }
   }
 
   /// Per chain (the guest walk, or one nested walk): the feasible epochs of the last read.
@@ -68,6 +133,9 @@ struct ExplanationSearch {
   private(set) var explanations: [Explanation] = []
   private(set) var limitReached = false
   private var runs = 0
+  /// Copies of the oracle's memory as it is outside the search, for nested views: copying
+  /// the whole memory per walk would dominate the search.
+  private var spares: [FrameMemory] = []
   /// Walks one search may run before it gives up and accepts.
   static let runLimit = 2048
 
@@ -81,17 +149,28 @@ struct ExplanationSearch {
 
   var explained: Bool { !explanations.isEmpty }
 
+  /// A copy of the oracle's memory without the current walk's overlay (`saved` holds the
+  /// overlaid words' own values): a spare one when there is one.
+  private mutating func spareView(unpinning saved: [(word: UInt64, value: UInt64)])
+    -> FrameMemory
+  {
+    if let spare = spares.popLast() { return spare }
+    var copy = oracle.model.state.memory
+    for (word, value) in saved { copy[word] = value }
+    return copy
+  }
+
   /// Explores every root the current context had, most recent first.
   mutating func run() {
     let currentRoot = oracle.model.state.guest.root
     defer { oracle.model.state.guest.root = currentRoot }
     guard oracle.guestLevels > 0 else {
-      visit(Candidate(root: currentRoot, rootEpochs: Int.min...now, pins: [:]))
+      visit(Candidate(root: currentRoot, rootEpochs: Int.min...now, pins: Pins()))
       return
     }
     let windows = oracle.timeline.windows(oracle.linearContext, within: Int.min...now)
     for window in windows {
-      visit(Candidate(root: window.root, rootEpochs: window.epochs, pins: [:]))
+      visit(Candidate(root: window.root, rootEpochs: window.epochs, pins: Pins()))
       if limitReached { return }
     }
   }
@@ -167,20 +246,32 @@ struct ExplanationSearch {
 
     // Overlay the guest walk's chosen values on memory; give each nested walk whose chosen
     // values differ from that a view of its own; walk; undo.
-    var saved: [UInt64: UInt64] = [:]
-    for (word, option) in candidate.pins {
+    var saved: [(word: UInt64, value: UInt64)] = []
+    for (word, option) in candidate.pins.entries {
       let value = oracle.model.state.memory[word]
       if value != option.value {
-        saved[word] = value
+        saved.append((word, value))
         oracle.model.state.memory[word] = option.value
       }
     }
     var views: [UInt64: FrameMemory] = [:]
-    for (gpa, pins) in candidate.nestedPins
-    where pins.contains(where: { oracle.model.state.memory[$0.key] != $0.value.value }) {
-      var view = oracle.model.state.memory
-      for (word, option) in pins { view[word] = option.value }
+    var patches: [UInt64: [(word: UInt64, value: UInt64)]] = [:]
+    for (gpa, pins) in candidate.nestedPins.entries
+    where pins.entries.contains(where: { oracle.model.state.memory[$0.word] != $0.option.value }) {
+      // A view is memory as the guest walk sees it, with this nested walk's choices on top:
+      // a spare copy of the unpinned memory, patched here and unpatched after the walk.
+      var view = spareView(unpinning: saved)
+      var undo: [(word: UInt64, value: UInt64)] = []
+      for (word, option) in candidate.pins.entries {
+        undo.append((word, view[word]))
+        view[word] = option.value
+      }
+      for (word, option) in pins.entries {
+        undo.append((word, view[word]))
+        view[word] = option.value
+      }
       views[gpa] = view
+      patches[gpa] = undo
     }
     oracle.model.state.guest.root = candidate.root
     let walk =
@@ -197,10 +288,10 @@ struct ExplanationSearch {
     var seen = candidate.pins
     var seenNested = candidate.nestedPins
     var guest = Chain(top: candidate.rootEpochs)
-    var nested: [Int: (chain: Chain, gpa: UInt64)] = [:]
+    var nested = NestedChains()
     var lastNestedKey: Int? = nil
     var lastGuestValue: UInt64? = nil
-    var guestFeasible: [Int: ClosedRange<Int>] = [:]
+    var guestFeasible: [ClosedRange<Int>?] = Array(repeating: nil, count: 6)
     var feasible = true
 
     for reference in walk.references {
@@ -248,7 +339,8 @@ struct ExplanationSearch {
       if let pinned {
         chosen = pinned
       } else {
-        let all = options(reference.address, current: saved[reference.address])
+        let overlaid = saved.first { $0.word == reference.address }?.value
+        let all = options(reference.address, current: overlaid)
         guard let fallback = all.first(where: { $0.current }) else {
           feasible = false
           break
@@ -261,7 +353,7 @@ struct ExplanationSearch {
           if key == nil {
             child.pins[reference.address] = option
           } else {
-            child.nestedPins[gpa, default: [:]][reference.address] = option
+            child.nestedPins.set(gpa, reference.address, option)
           }
           children.append(child)
         }
@@ -269,7 +361,7 @@ struct ExplanationSearch {
         if key == nil {
           seen[reference.address] = fallback
         } else {
-          seenNested[gpa, default: [:]][reference.address] = fallback
+          seenNested.set(gpa, reference.address, fallback)
         }
       }
       guard let narrowed = Self.intersect(available, chosen.epochs) else {
@@ -296,11 +388,15 @@ struct ExplanationSearch {
     if feasible {
       let stale =
         candidate.root != oracle.registers.cr3 & EntryMasks.address(bits: guestBits)
-        || seen.values.contains { !$0.current }
-        || seenNested.values.contains { $0.values.contains { !$0.current } }
+        || seen.anyStale || seenNested.anyStale
       judge(walk, seen: seen, views: views, stale: stale)
     }
     for (word, value) in saved { oracle.model.state.memory[word] = value }
+    for (gpa, undo) in patches {
+      guard var view = views.removeValue(forKey: gpa) else { continue }
+      for (word, value) in undo.reversed() { view[word] = value }
+      spares.append(view)
+    }
     for child in children {
       visit(child)
       if limitReached { return }
@@ -314,21 +410,17 @@ struct ExplanationSearch {
   /// the next table), the final translation until the leaf was (a combined TLB entry keeps the
   /// host address); a nested walk the access stopped at was read now.
   private func endsNow(
-    _ walk: Translation<Concrete>, guest: Chain, guestFeasible: [Int: ClosedRange<Int>],
-    nested: [Int: (chain: Chain, gpa: UInt64)], lastNestedKey: Int?,
+    _ walk: Translation<Concrete>, guest: Chain, guestFeasible: [ClosedRange<Int>?],
+    nested: NestedChains, lastNestedKey: Int?,
     linearContext: CacheContext, physicalContext: CacheContext, leafValue: UInt64
   ) -> Bool {
     let rule = walk.decidingRule
     let stage = walk.decidingStage
-    let stopsWalk: Set<Rule> = [
-      .notPresent, .reservedBit, .eptNotPresent, .eptWriteWithoutRead,
-      .eptExecuteOnlyUnsupported, .eptReservedBit, .eptBadMemoryType,
-    ]
     let paging = oracle.guestLevels > 0
     let completeGuest = !paging || walk.guestPageSize != 0
     let nowOnly = now...now
     if paging && rule != .nonCanonical {
-      if stage == .guest && stopsWalk.contains(rule) {
+      if stage == .guest && Self.stopsWalk(rule) {
         guard let feasible = guest.feasible, feasible.contains(now) else { return false }
       } else if completeGuest {
         let global =
@@ -348,12 +440,25 @@ struct ExplanationSearch {
     }
     let decidingWalk: Int? =
       stage == .nestedFinal ? 0 : (stage == .nestedTable && !completeGuest ? lastNestedKey : nil)
-    for (key, entry) in nested {
-      let stopped = key == decidingWalk && stopsWalk.contains(rule)
+    for (key, entry) in nested.present {
+      let stopped = key == decidingWalk && Self.stopsWalk(rule)
       let useLevel = key == 0 ? guest.level : key
       let use: ClosedRange<Int>
       if stopped || !paging || (key == decidingWalk && key != 0) {
         use = nowOnly
+      } else if key == 0, key != decidingWalk, completeGuest, let read = guestFeasible[useLevel] {
+        // The final translation is made when the guest leaf is read, and a combined TLB
+        // entry keeps it from then: at an epoch of the leaf's read from which that entry
+        // survives until now — not before the last invalidation that drops it.
+        let global =
+          leafValue >> 8 & 1 == 1 && oracle.registers.cr4 & ControlBits.globalPages != 0
+        let killed = oracle.linear.lastKill(
+          .translation(leafLevel: guest.level, global: global), address: address,
+          context: linearContext)
+        let low = max(read.lowerBound, killed)
+        let high = min(read.upperBound, now)
+        guard low <= high else { return false }
+        use = low...high
       } else if let read = guestFeasible[useLevel] {
         use = read.lowerBound...now
       } else {
@@ -371,7 +476,7 @@ struct ExplanationSearch {
   /// Evaluates a feasible assignment under the preferred choices and, where the outcome is a
   /// nested fault, under the others that shape nested faults (§8); records what matches.
   private mutating func judge(
-    _ walk: Translation<Concrete>, seen: [UInt64: Option], views: [UInt64: FrameMemory],
+    _ walk: Translation<Concrete>, seen: Pins, views: [UInt64: FrameMemory],
     stale: Bool
   ) {
     consider(walk, choices: oracle.preferredChoices, seen: seen, views: views, stale: stale)
@@ -397,7 +502,7 @@ struct ExplanationSearch {
   }
 
   private mutating func consider(
-    _ walk: Translation<Concrete>, choices: Choices<Concrete>, seen: [UInt64: Option],
+    _ walk: Translation<Concrete>, choices: Choices<Concrete>, seen: Pins,
     views: [UInt64: FrameMemory], stale: Bool
   ) {
     let outcome = walk.outcome
@@ -422,7 +527,7 @@ struct ExplanationSearch {
   /// The updates that land on the current value of their word (one written over since the
   /// epoch it was read at is lost), guest and nested apart.
   static func collect(
-    _ updates: [Update<Concrete>], seen: [UInt64: Option], into guest: inout [UInt64: UInt64],
+    _ updates: [Update<Concrete>], seen: Pins, into guest: inout [UInt64: UInt64],
     nested: inout [UInt64: UInt64]
   ) {
     for update in updates {
@@ -432,6 +537,16 @@ struct ExplanationSearch {
       } else {
         nested[update.address, default: 0] |= update.bits
       }
+    }
+  }
+
+  /// Whether the rule stops a walk at an entry (one never cached, §6.1).
+  static func stopsWalk(_ rule: Rule) -> Bool {
+    switch rule {
+    case .notPresent, .reservedBit, .eptNotPresent, .eptWriteWithoutRead,
+      .eptExecuteOnlyUnsupported, .eptReservedBit, .eptBadMemoryType:
+      true
+    default: false
     }
   }
 

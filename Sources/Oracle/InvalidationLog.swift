@@ -156,6 +156,35 @@ struct InvalidationLog {
     }
   }
 
+  /// The epoch of the latest invalidation so far that drops the cached entry of `level` for
+  /// `address` in `context`; `Int.min` if none has.
+  func lastKill(_ level: CacheLevel, address: UInt64, context: CacheContext) -> Int {
+    switch level {
+    case .translation(let leafLevel, let global):
+      let matches = { (e: Invalidation) -> Bool in
+        (e.tlb == .all || (e.tlb == .nonGlobal && !global)) && e.reaches(context, global: global)
+      }
+      return max(
+        Self.last(contextTLB, where: matches),
+        Self.last(byRegion[leafLevel][address >> Self.shift(leafLevel)] ?? [], where: matches))
+    case .pagingStructure(let level):
+      let matches = { (e: Invalidation) -> Bool in
+        e.pagingStructures && e.reaches(context, global: false)
+      }
+      return max(
+        Self.last(contextPagingStructures, where: matches),
+        Self.last(byRegion[level][address >> Self.shift(level)] ?? [], where: matches))
+    }
+  }
+
+  /// The epoch of the last event of an ascending list that `matches`.
+  private static func last(_ events: [Invalidation], where matches: (Invalidation) -> Bool)
+    -> Int
+  {
+    for event in events.reversed() where matches(event) { return event.epoch }
+    return Int.min
+  }
+
   /// The epoch of the first event after `epoch` in an ascending list that `matches`.
   private static func first(
     _ events: [Invalidation], after epoch: Int, where matches: (Invalidation) -> Bool

@@ -55,6 +55,8 @@ public final class Oracle {
   var paravirtual: ParavirtualDomain?
   /// The epoch of the latest change to any word's value.
   var latestChange = Int.min
+  /// The result the target reported for the operation being judged (other than an access).
+  var pendingObservation: TraceResult?
 
   /// An oracle for `state` under `mode`; throws when the reference model refuses the state or,
   /// under paravirtualization, when the domain builder cannot convert it.
@@ -94,6 +96,8 @@ public final class Oracle {
     if case .access(let address, let access) = operation {
       return checkAccess(operation, address, access, observed)
     }
+    pendingObservation = observed.result
+    defer { pendingObservation = nil }
     let expected = perform(operation, observed: observed)
     guard expected == observed.result else {
       return .diverges(
@@ -150,9 +154,33 @@ public final class Oracle {
   /// The host physical address backing a guest-physical address through the nested
   /// configuration, whatever its rights: the trace vocabulary's guest stores and the
   /// paravirtual P2M. `nil` when no present, well-formed leaf maps it.
+  ///
+  /// The nested tables are memory too, and their A/D bits (bit 5 and 6 of an EPT entry are
+  /// memory-type bits) may be uncertain: when the backing differs with the uncertain bits set,
+  /// both are allowed, and the result the target reported for the operation being judged
+  /// picks one (an unbacked refusal the missing backing, anything else the other). The bits
+  /// stay uncertain.
   func backing(_ gpa: UInt64) -> UInt64? {
     statistics.walks += 1
-    return Self.backing(gpa, model: model, nested: nested)
+    let known = Self.backing(gpa, model: model, nested: nested)
+    guard !uncertain.isEmpty, let observed = pendingObservation else { return known }
+    var saved: [(word: UInt64, value: UInt64)] = []
+    for (word, bits) in uncertain.bits {
+      let value = model.state.memory[word]
+      saved.append((word, value))
+      model.state.memory[word] = value | bits
+    }
+    statistics.walks += 1
+    let other = Self.backing(gpa, model: model, nested: nested)
+    for (word, value) in saved.reversed() { model.state.memory[word] = value }
+    guard other != known else { return known }
+    let unbacked: Bool
+    switch observed {
+    case .refused(.unbackedGuestPhysical): unbacked = true
+    case .batch(let status, _): unbacked = status != 0
+    default: unbacked = false
+    }
+    return unbacked ? (known == nil ? known : other) : (known ?? other)
   }
 
   /// The backing of `gpa` through `nested` over `model`'s memory: a nested translation with
