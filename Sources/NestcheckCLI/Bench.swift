@@ -106,7 +106,7 @@ struct BenchmarkWorkload {
 enum BenchmarkRegistry {
   static var all: [BenchmarkWorkload] {
     (ReferenceModelBenchmarks.workloads + FastMMUBenchmarks.workloads + ProverBenchmarks.workloads)
-      .sorted { $0.name < $1.name }
+      .sorted { $0.name < $1.name } + DetectionBenchmarks.workloads
   }
 }
 

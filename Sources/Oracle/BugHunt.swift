@@ -61,14 +61,34 @@
       return configuration
     }
 
-    /// Runs the campaign against the buggy fast MMU; the report holds at most one finding.
+    /// Runs the campaign against the buggy fast MMU; the report holds at most one finding,
+    /// shrunk (when `shrink`) to a trace that fails with the bug and runs clean without it.
     public func run(shrink: Bool = true) -> CampaignReport {
       var configuration = campaignConfiguration
       configuration.shrink = shrink
       let target = FastMMUTarget(mode: mode, configuration: buggyConfiguration)
+      configuration.shrink = false
       var campaign = Campaign(target: target, configuration: configuration)
       if proveEvery > 0 { campaign.stateCheck = Self.shadowProof }
-      return campaign.run()
+      var report = campaign.run()
+      if shrink, let finding = report.findings.first {
+        var shrinker = Shrinker(runner: runner(target))
+        shrinker.reference = runner(FastMMUTarget(mode: mode))
+        report.findings[0].shrunk = shrinker.shrink(finding.replay)
+      }
+      return report
+    }
+
+    /// A runner judging `target` as the campaign does: memory compared every 100 operations
+    /// and after the last, proofs as asked.
+    func runner(_ target: FastMMUTarget) -> TraceRunner {
+      var runner = TraceRunner(target: target, mode: target.oracleMode)
+      runner.memoryCheckInterval = campaignConfiguration.memoryCheckInterval
+      if proveEvery > 0 {
+        runner.stateCheckInterval = proveEvery
+        runner.stateCheck = Self.shadowProof
+      }
+      return runner
     }
 
     /// The prover's soundness and page-table protection on an exported shadow state: why it

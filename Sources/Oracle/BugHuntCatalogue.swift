@@ -38,22 +38,18 @@
         case .pcidIgnoredInTag: (.nested, 5_625_365_687_987_180_110, .guestTables)
         case .writeThroughCleanEntry: (.nested, 10_372_713_005_361_028_286, nil)
         case .faultKeepsStaleEntry: (.nested, 17_661_420_568_835_545_972, .guestTables)
-        case .shadowRoleIgnoresWriteProtect: (.shadow, 18_054_082_321_272_548_795, .controls)
+        case .shadowRoleIgnoresWriteProtect: (.shadow, 1, .controls)
         case .staleWriteProtectInRole: (.shadow, 8_709_371_129_873_690_709, .controls)
         case .inheritedAccessFromParentOnly: (.shadow, 1, .guestTables)
         case .unsyncLinkedWithoutSync: (.shadow, 1, .guestTables)
-        case .writableShadowAliasOfPageTable: (.shadow, 4_354_685_564_936_845_355, .guestTables)
+        case .writableShadowAliasOfPageTable: (.shadow, 1, .guestTables)
         case .cleanPageMappedWritable: (.shadow, 10_372_713_005_361_028_286, nil)
         case .paravirtualWritableTableMapping:
           (.paravirtual, 15_755_400_384_260_043_840, .guestTables)
         case .paravirtualBatchContinuesAfterFailure:
           (.paravirtual, 11_400_714_819_323_198_486, .guestTables)
         }
-      var hunt = BugHunt(bug: bug, mode: mode, seed: seed, budget: 200, focus: focus)
-      // A writable shadow alias changes no guest observation (the trap it skips is the
-      // hypervisor's business); the prover's page-table protection (SEMANTICS §5.5 I5) shows it.
-      if bug == .writableShadowAliasOfPageTable { hunt.proveEvery = 10 }
-      return hunt
+      return BugHunt(bug: bug, mode: mode, seed: seed, budget: 200, focus: focus)
     }
   }
 #endif

@@ -11,6 +11,10 @@ public struct Shrinker {
   public let runner: TraceRunner
   /// Runs the shrinker may make.
   public var budget = 3000
+  /// The same target without the defect being isolated (the fast MMU without an injected
+  /// bug), when there is one: a candidate then counts only if this runner runs it clean, so
+  /// that the reproducer shows the defect and nothing the two share.
+  public var reference: TraceRunner? = nil
 
   /// A shrinker that re-runs candidates with `runner`.
   public init(runner: TraceRunner) { self.runner = runner }
@@ -34,6 +38,9 @@ public struct Shrinker {
       guard let found = Replay.Failure(run.verdict), found.kind == failure.kind,
         Self.operationKind(run.operations, at: found.operation) == failingOperation
       else {
+        return false
+      }
+      if let reference, reference.run(replay.state, operations).verdict != .agreed {
         return false
       }
       best = Replay(
