@@ -70,6 +70,33 @@
       }
     }
 
+    /// The section of SEMANTICS.md listing the class of historical bug this one belongs to:
+    /// §1.9 (guest paging), §2.8 (EPT), §3.6 (NPT), §4.1 (the two-dimensional walk), §5.9
+    /// (shadow paging), §5.8 (paravirtual paging) or §6 (TLBs and flushes). ``summary`` cites
+    /// the rule it breaks.
+    public var section: String {
+      switch self {
+      case .xdNotInherited, .writeProtectIgnored, .accessedNotSetOnSuccess,
+        .dirtySetOnFaultingWrite, .protectionKeyBitDropped, .smapRescuesImplicitAccess,
+        .nonCanonicalAsPageFault, .fetchBitWithoutSMEPOrNXE, .amdBit8NotReserved,
+        .largePageOffsetTruncated:
+        "§1.9"
+      case .finalTranslationBeforeGuestFault: "§4.1"
+      case .eptTableReadsNotWrites, .eptQualificationBitsReordered,
+        .eptMisconfigurationAsViolation:
+        "§2.8"
+      case .nptAccessesNotUser, .nptFinalBitAlwaysSet, .nptTableReadsNotWrites: "§3.6"
+      case .inveptKeepsCombinedMappings, .invlpgKeepsEntry, .pgeToggleKeepsGlobals,
+        .pcidIgnoredInTag, .writeThroughCleanEntry, .faultKeepsStaleEntry:
+        "§6"
+      case .shadowRoleIgnoresWriteProtect, .staleWriteProtectInRole,
+        .inheritedAccessFromParentOnly, .unsyncLinkedWithoutSync,
+        .writableShadowAliasOfPageTable, .cleanPageMappedWritable:
+        "§5.9"
+      case .paravirtualWritableTableMapping, .paravirtualBatchContinuesAfterFailure: "§5.8"
+      }
+    }
+
     /// What goes wrong, and where the bug comes from.
     public var summary: String {
       switch self {

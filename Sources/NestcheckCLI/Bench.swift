@@ -107,7 +107,7 @@ enum BenchmarkRegistry {
   static var all: [BenchmarkWorkload] {
     (ReferenceModelBenchmarks.workloads + FastMMUBenchmarks.workloads + ProverBenchmarks.workloads
       + OracleBenchmarks.workloads)
-      .sorted { $0.name < $1.name }
+      .sorted { $0.name < $1.name } + DetectionBenchmarks.workloads
   }
 }
 

@@ -8,12 +8,22 @@ import Prover
 enum FuzzSupport {
   /// The fast MMU's configuration with the named catalogued bugs switched on (debug builds).
   static func configuration(bugs: [String]) throws -> MMUConfiguration {
-    let configuration = MMUConfiguration()
-    guard bugs.isEmpty else {
-      throw CommandFailure(
-        "--bug: this build has no injectable bugs (they exist in debug builds only)",
-        exit: .badInput)
-    }
+    var configuration = MMUConfiguration()
+    #if DEBUG
+      for name in bugs {
+        guard let bug = InjectedBug(rawValue: name) else {
+          throw CommandFailure(
+            "--bug: unknown bug '\(name)' (see docs/bug-catalogue.md)", exit: .badInput)
+        }
+        configuration.injectedBugs.insert(bug)
+      }
+    #else
+      guard bugs.isEmpty else {
+        throw CommandFailure(
+          "--bug: this build has no injectable bugs (they exist in debug builds only)",
+          exit: .badInput)
+      }
+    #endif
     return configuration
   }
 

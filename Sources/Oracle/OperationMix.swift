@@ -28,6 +28,10 @@ public enum OperationClass: String, CaseIterable, Hashable, Sendable {
   case nestedRootWrite = "nested-root-write"
   /// A paravirtual batch of one to four page-table updates.
   case batch
+  /// A stale-translation probe: an access; a change to what it used (a guest entry on its
+  /// path, a nested entry behind it, or a control toggle); a flush that covers the change —
+  /// INVLPG, a CR3 write, a CR4.PGE toggle, INVEPT — or none; the same access again.
+  case revisit
 }
 
 /// Weights over ``OperationClass``; a class with weight 0 is never drawn.
@@ -44,7 +48,7 @@ public struct OperationMix: Hashable, Sendable {
     var weights: [OperationClass: Int] = [
       .access: 48, .guestEntryWrite: 12, .guestDataWrite: 2, .nestedEntryWrite: 7,
       .hostGuestWrite: 1, .controlToggle: 5, .cr3Write: 4, .invlpg: 6, .invpcid: 2,
-      .invept: 3, .invvpid: 1, .vpidWrite: 1, .nestedRootWrite: 1, .batch: 3,
+      .invept: 3, .invvpid: 1, .vpidWrite: 1, .nestedRootWrite: 1, .batch: 3, .revisit: 6,
     ]
     if mode == .paravirtual {
       weights[.batch] = 10
@@ -59,6 +63,40 @@ public struct OperationMix: Hashable, Sendable {
       weights[.hostGuestWrite] = 0
     }
     return OperationMix(weights)
+  }
+
+  /// What a focused mix leans on.
+  public enum Focus: String, CaseIterable, Hashable, Sendable {
+    /// Guest entry changes, the flushes that cover them and the accesses that meet them: TLB
+    /// staleness, INVLPG, A/D tracking, shadow resynchronisation.
+    case guestTables = "guest-tables"
+    /// Nested (EPT/NPT) entry changes, with and without INVEPT, and nested-root rewrites.
+    case nestedTables = "nested-tables"
+    /// Control-register toggles (CR0.WP, CR4.PGE/SMEP/SMAP/PKE/PCIDE, EFER.NXE, RFLAGS.AC)
+    /// and CR3 writes with and without the no-flush bit.
+    case controls
+  }
+
+  /// The standard mix of `mode` with the classes of `focus` weighted up: a campaign that
+  /// spends its operations where one family of bugs lives (docs/bug-catalogue.md).
+  public static func focused(_ focus: Focus, _ mode: OracleMode) -> OperationMix {
+    var mix = standard(mode)
+    switch focus {
+    case .guestTables:
+      mix.weights[.guestEntryWrite] = 24
+      mix.weights[.invlpg] = 10
+      mix.weights[.revisit] = 16
+      if mode == .paravirtual { mix.weights[.batch] = 20 }
+    case .nestedTables:
+      mix.weights[.nestedEntryWrite] = mode == .paravirtual ? 2 : 24
+      mix.weights[.invept] = mode == .paravirtual ? 1 : 8
+      mix.weights[.nestedRootWrite] = mode == .paravirtual ? 1 : 3
+    case .controls:
+      mix.weights[.controlToggle] = 20
+      mix.weights[.cr3Write] = 12
+      mix.weights[.invpcid] = 4
+    }
+    return mix
   }
 
   /// Draws a class with `random`.

@@ -36,6 +36,18 @@ public struct Replay: Sendable {
     public var allowed: [TraceResult]
     /// Why it is a failure.
     public var reason: String
+
+    /// Makes a failure record.
+    public init(
+      operation: Int, kind: String, observed: TraceObservation?, allowed: [TraceResult],
+      reason: String
+    ) {
+      self.operation = operation
+      self.kind = kind
+      self.observed = observed
+      self.allowed = allowed
+      self.reason = reason
+    }
   }
 
   /// The target it was found with (`fast-mmu:nested`, `process:./adapter`, …).

@@ -11,13 +11,23 @@ public struct Shrinker {
   public let runner: TraceRunner
   /// Runs the shrinker may make.
   public var budget = 3000
+  /// The same target without the defect being isolated (the fast MMU without an injected
+  /// bug), when there is one: a candidate then counts only if this runner runs it clean, so
+  /// that the reproducer shows the defect and nothing the two share.
+  public var reference: TraceRunner? = nil
 
   /// A shrinker that re-runs candidates with `runner`.
   public init(runner: TraceRunner) { self.runner = runner }
 
   /// The smallest failing replay found within the budget.
+  ///
+  /// A candidate counts only if it fails the same way: a failure of the same kind, at the same
+  /// kind of operation (an access still, not a register write whose simplified value the
+  /// target and the oracle happen to disagree on), so that shrinking cannot drift from the
+  /// defect found to another.
   public func shrink(_ replay: Replay) -> Replay {
     guard let failure = replay.failure else { return replay }
+    let failingOperation = Self.operationKind(replay.operations, at: failure.operation)
     var runs = 0
     var best = replay
     /// Runs a candidate; keeps it if it fails the same way.
@@ -25,7 +35,12 @@ public struct Shrinker {
       guard runs < budget, !operations.isEmpty else { return false }
       runs += 1
       let run = runner.run(replay.state, operations)
-      guard let found = Replay.Failure(run.verdict), found.kind == failure.kind else {
+      guard let found = Replay.Failure(run.verdict), found.kind == failure.kind,
+        Self.operationKind(run.operations, at: found.operation) == failingOperation
+      else {
+        return false
+      }
+      if let reference, reference.run(replay.state, operations).verdict != .agreed {
         return false
       }
       best = Replay(
@@ -69,6 +84,23 @@ public struct Shrinker {
       if !improved { index += 1 }
     }
     return best
+  }
+
+  /// The kind of the operation at `index` (`access`, `write-register`, …), or `nil` for a
+  /// failure at the reset.
+  static func operationKind(_ operations: [TraceOperation], at index: Int) -> String? {
+    guard operations.indices.contains(index) else { return nil }
+    switch operations[index] {
+    case .access: return "access"
+    case .writeGuest: return "write-guest"
+    case .writeHost: return "write-host"
+    case .writeRegister(let register, _): return "write-register " + register.rawValue
+    case .invlpg: return "invlpg"
+    case .invpcid: return "invpcid"
+    case .invept: return "invept"
+    case .invvpid: return "invvpid"
+    case .paravirtualBatch: return "batch"
+    }
   }
 
   /// Simpler versions of an operation, most aggressive first.

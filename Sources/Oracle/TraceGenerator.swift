@@ -22,8 +22,11 @@ public struct TraceGenerator {
   var pending: [TraceOperation] = []
   /// The first value the generator saw at each entry it changed, by host address.
   var originals: [UInt64: UInt64] = [:]
-  /// Linear addresses whose entries were changed lately: INVLPG favours them.
+  /// Linear addresses whose entries were changed lately: INVLPG and accesses favour them.
   var recent: [UInt64] = []
+  /// Linear addresses accessed lately: entry changes and accesses favour them, so that a
+  /// change meets a cached translation and a later access meets the change.
+  var touched: [UInt64] = []
   var registers: GuestRegisters
   var nested: NestedPaging
   var vpid: UInt64 = 1
@@ -105,14 +108,61 @@ public struct TraceGenerator {
       }
     case .batch:
       return batch()
+    case .revisit:
+      return revisit()
     }
+  }
+
+  // MARK: - Stale-translation probes
+
+  /// An access now, a change to what it used, a flush that covers the change or none, and the
+  /// same access again (``OperationClass/revisit``): the shape of every TLB, INVLPG, INVEPT,
+  /// PCID and shadow-resynchronisation bug (SEMANTICS §5.9, §6).
+  private mutating func revisit() -> TraceOperation? {
+    let first = access()
+    guard case .access(let address, let kind) = first else { return first }
+    var middle: [TraceOperation] = []
+    let roll = UInt64.random(in: 0..<10, using: &random)
+    let path = view.guestPath(address)
+    if roll < 5, !path.isEmpty {
+      let step = chance(50) ? path[path.count - 1] : pick(path)
+      let value = mutateGuest(step)
+      view.write(step.hostPhysical, value)
+      middle.append(
+        mode == .paravirtual
+          ? .paravirtualBatch([PageTableUpdate(entry: step.guestPhysical, value: value)])
+          : .writeGuest(guestPhysical: step.guestPhysical, value: value))
+      switch UInt64.random(in: 0..<6, using: &random) {
+      case 0, 1: middle.append(.invlpg(linearAddress: address))
+      case 2: if let reload = cr3Write() { middle.append(reload) }
+      case 3:
+        registers.cr4 ^= 1 << 7  // PGE: flushes everything, globals too
+        middle.append(.writeRegister(.cr4, value: registers.cr4))
+      default: break
+      }
+    } else if roll < 8, view.nestedRoot != nil, let frame = touchedFrame(of: address),
+      case let nestedPath = view.nestedPath(frame), !nestedPath.isEmpty
+    {
+      let step = chance(50) ? nestedPath[nestedPath.count - 1] : pick(nestedPath)
+      let value = mutateNested(step)
+      view.write(step.hostPhysical, value)
+      middle.append(.writeHost(hostPhysical: step.hostPhysical, value: value))
+      if chance(60) { middle.append(invept(singleContext: chance(60))) }
+    } else if let toggle = controlToggle() {
+      middle.append(toggle)
+    }
+    pending += middle + [.access(linearAddress: address, kind)]
+    return first
   }
 
   // MARK: - Accesses
 
-  /// An interesting linear address: a page start, or an offset near its end, within it, or
-  /// just past it.
+  /// An interesting linear address: often one accessed or changed lately (locality: what a
+  /// TLB holds, and what a change made stale); otherwise a page start, or an offset near its
+  /// end, within it, or just past it.
   private mutating func linear() -> UInt64 {
+    let lately = touched + recent
+    if !lately.isEmpty && chance(40) { return pick(lately) }
     let index = Int.random(in: 0..<machine.addresses.count, using: &random)
     let base = machine.addresses[index]
     let size = max(machine.pageSizes[index], 0x1000)
@@ -133,15 +183,18 @@ public struct TraceGenerator {
   private mutating func access() -> TraceOperation {
     let kind: AccessKind = pick([.read, .read, .write, .write, .fetch])
     let mode = UInt64.random(in: 0..<10, using: &random)
-    let access = Access(kind, user: mode < 4, implicit: mode == 9 && kind != .fetch)
-    return .access(linearAddress: linear(), access)
+    let access = Access(kind, user: mode < 4, implicit: mode >= 8 && kind != .fetch)
+    let address = linear()
+    touched.append(address)
+    if touched.count > 6 { touched.removeFirst() }
+    return .access(linearAddress: address, access)
   }
 
   // MARK: - Guest entries
 
   private mutating func pickGuestStep() -> LayoutView.Step? {
     for _ in 0..<4 {
-      let address = pick(machine.addresses)
+      let address = !touched.isEmpty && chance(50) ? pick(touched) : pick(machine.addresses)
       let path = view.guestPath(address)
       guard !path.isEmpty else { continue }
       recent.append(address)
@@ -184,7 +237,10 @@ public struct TraceGenerator {
     case 49..<52: return value ^ 1 << 8  // G
     case 52..<57: return value ^ (chance(50) ? 1 << 5 : 1 << 6)  // A, D
     case 57..<60: return value & ~(0xF << 59) | UInt64.random(in: 0..<16, using: &random) << 59
-    case 60..<63: return value | pick([1 << 51, 1 << 13, 1 << 45, 1 << 38] as [UInt64])
+    // Reserved bits; bit 8 of a PML4E or PML5E is reserved on AMD only (SEMANTICS §1.3).
+    case 60..<63:
+      if step.level >= 4 && chance(50) { return value | 1 << 8 }
+      return value | pick([1 << 51, 1 << 13, 1 << 45, 1 << 38] as [UInt64])
     case 63..<75: return retargetGuest(value, level: step.level)
     case 75..<79: return 0
     default: return original
@@ -203,7 +259,7 @@ public struct TraceGenerator {
   private mutating func nestedEntryWrite() -> TraceOperation? {
     guard view.nestedRoot != nil else { return nil }
     let targets = machine.guestTables + machine.dataFrames + [0x40_0000, 0x4000_0000]
-    let path = view.nestedPath(pick(targets))
+    let path = view.nestedPath(chance(50) ? touchedFrame() ?? pick(targets) : pick(targets))
     guard !path.isEmpty else { return nil }
     let step = chance(50) ? path[path.count - 1] : pick(path)
     let value = mutateNested(step)
@@ -251,6 +307,24 @@ public struct TraceGenerator {
     }
   }
 
+  /// A guest-physical frame on the path of an address accessed lately: one of the guest tables
+  /// it is walked through, or the page it reaches.
+  private mutating func touchedFrame() -> UInt64? {
+    guard !touched.isEmpty else { return nil }
+    return touchedFrame(of: pick(touched))
+  }
+
+  /// A guest-physical frame on the path of `address`: a guest table or the page.
+  private mutating func touchedFrame(of address: UInt64) -> UInt64? {
+    let path = view.guestPath(address)
+    guard let step = path.isEmpty ? nil : pick(path) else { return nil }
+    guard step.value & 1 != 0, LayoutView.isLeaf(step.value, step.level) else {
+      return step.guestPhysical & ~0xFFF
+    }
+    let size: UInt64 = 1 << UInt64(12 + 9 * (step.level - 1))
+    return step.value & 0x000F_FFFF_FFFF_F000 & ~(size - 1) | address & (size - 1) & ~0xFFF
+  }
+
   /// An EPT entry with R = W = X = 0 loses XU as well.
   private static func withoutLoneXU(_ value: UInt64) -> UInt64 {
     value & 7 == 0 ? value & ~(1 << 10) : value
@@ -279,25 +353,27 @@ public struct TraceGenerator {
     guard view.guestLevels > 0 else {
       return chance(50) ? .writeRegister(.rflags, value: registers.rflags ^ 1 << 18) : nil
     }
-    switch UInt64.random(in: 0..<11, using: &random) {
-    case 0:
+    // CR0.WP and RFLAGS.AC most often, then the CR4 bits: WP is the toggle whose rules
+    // implementations have cached wrongly (SEMANTICS §1.9, §5.9).
+    switch UInt64.random(in: 0..<14, using: &random) {
+    case 0, 1, 2:
       registers.cr0 ^= 1 << 16
       return .writeRegister(.cr0, value: registers.cr0)
-    case 1, 2, 3, 4, 5:
+    case 3, 4, 5, 6, 7:
       let bit: UInt64 = pick([20, 21, 7, 22, 24])
       registers.cr4 ^= 1 << bit
       return .writeRegister(.cr4, value: registers.cr4)
-    case 6:
+    case 8:
       guard registers.cr3 & 0xFFF == 0 else { return nil }
       registers.cr4 ^= 1 << 17
       return .writeRegister(.cr4, value: registers.cr4)
-    case 7:
+    case 9:
       registers.efer ^= 1 << 11
       return .writeRegister(.efer, value: registers.efer)
-    case 8:
+    case 10, 11:
       registers.rflags ^= 1 << 18
       return .writeRegister(.rflags, value: registers.rflags)
-    case 9:
+    case 12:
       registers.pkru = chance(50) ? 0 : UInt64.random(in: 0...0xFFFF_FFFF, using: &random)
       return .writeRegister(.pkru, value: registers.pkru)
     default:
@@ -310,7 +386,7 @@ public struct TraceGenerator {
     guard view.guestLevels > 0 else { return nil }
     let root = registers.cr3 & ~0xFFF
     if registers.cr4 >> 17 & 1 == 1 {
-      let pcid = chance(60) ? registers.cr3 & 0xFFF : UInt64.random(in: 0..<4, using: &random)
+      let pcid = chance(40) ? registers.cr3 & 0xFFF : UInt64.random(in: 0..<4, using: &random)
       registers.cr3 = root | pcid
       return .writeRegister(.cr3, value: root | pcid | (chance(35) ? 1 << 63 : 0))
     }
