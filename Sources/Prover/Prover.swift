@@ -65,7 +65,7 @@ public struct ProofEstimate: Hashable, Sendable {
   /// The estimated peak memory, in bytes.
   public var bytes: UInt64
 
-  /// Bytes held per populated word, with room to spare (B5 at 2^18 pages: about 1.2 KiB).
+  /// Bytes held per populated word, with room to spare (B5 at 2^18 pages: about 0.2 KiB).
   public static let bytesPerWord: UInt64 = 4096
   /// Bytes the prover needs whatever the state (Z3 contexts, the model).
   public static let baseBytes: UInt64 = 256 << 20
