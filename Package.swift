@@ -75,6 +75,7 @@ let package = Package(
     .testTarget(
       name: "OracleTests",
       dependencies: ["Oracle", "Machine", "ReferenceModel", "FastMMU", "Workloads"]),
-    .testTarget(name: "NestcheckCLITests", dependencies: ["NestcheckCLI", "Machine", "Workloads"]),
+    .testTarget(
+      name: "NestcheckCLITests", dependencies: ["NestcheckCLI", "Machine", "Workloads", "Z3"]),
   ]
 )
