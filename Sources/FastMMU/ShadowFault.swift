@@ -12,7 +12,9 @@ extension ShadowMMU {
     guard case .translated(let hostPhysical) = outcome else {
       if case .pageFault = outcome {
         exits.record(.guestPageFault)
-        tlb.invalidate(address: address) { _ in true }
+        // The guest faulted on the address: from now on it may not see the old translation
+        // (§6.1, §6.4), so the shadow leaf goes with the TLB entries, as on INVLPG.
+        invalidatePage(address)
       } else {
         exits.record(.hypervisorPageFault)
       }

@@ -107,4 +107,14 @@ final class Counter: @unchecked Sendable {
     #expect(report.episodeNumbers == [653])
     #expect(report.findings.isEmpty, "\(report.findings.map { $0.replay.failure?.reason ?? "" })")
   }
+
+  /// Episode 214 of seed 1 (shadow): a read fills the shadow, the guest clears the leaf, a
+  /// write faults (#PF injected); a read must then fault too — the shadow MMU kept the stale
+  /// shadow leaf after injecting the fault (fixed in FastMMU's ShadowFault).
+  @Test func aShadowGuestThatFaultedOnAnAddressNoLongerSeesItsOldTranslation() {
+    let report = CampaignTests.run(
+      .shadow, operations: 400, seed: 1, shard: (214, 215), episodeLength: 400)
+    #expect(report.episodeNumbers == [214])
+    #expect(report.findings.isEmpty, "\(report.findings.map { $0.replay.failure?.reason ?? "" })")
+  }
 }
