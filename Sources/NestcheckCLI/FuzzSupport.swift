@@ -8,8 +8,8 @@ import Prover
 enum FuzzSupport {
   /// The fast MMU's configuration with the named catalogued bugs switched on (debug builds).
   static func configuration(bugs: [String]) throws -> MMUConfiguration {
-    var configuration = MMUConfiguration()
     #if DEBUG
+      var configuration = MMUConfiguration()
       for name in bugs {
         guard let bug = InjectedBug(rawValue: name) else {
           throw CommandFailure(
@@ -17,14 +17,15 @@ enum FuzzSupport {
         }
         configuration.injectedBugs.insert(bug)
       }
+      return configuration
     #else
       guard bugs.isEmpty else {
         throw CommandFailure(
           "--bug: this build has no injectable bugs (they exist in debug builds only)",
           exit: .badInput)
       }
+      return MMUConfiguration()
     #endif
-    return configuration
   }
 
   /// The replay files of a corpus directory, by name, in name order; a missing directory is
