@@ -47,7 +47,7 @@ let package = Package(
     .target(
       name: "Gate",
       dependencies: [
-        "Machine", "ReferenceModel", "Prover", "FastMMU", "Workloads",
+        "Machine", "ReferenceModel", "Prover", "FastMMU", "Oracle", "Workloads",
         .product(name: "Yams", package: "Yams"),
       ]
     ),

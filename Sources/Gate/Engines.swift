@@ -83,11 +83,12 @@ public enum ShadowBuildResult: Sendable {
 
 /// Fuzzes a fast-MMU mode against the oracle: the fuzzer of issue 5 plugs in here.
 public protocol DifferentialFuzzer: Sendable {
-  /// Runs a campaign of `budget.operations` seeded operations on `mode` from `state`:
+  /// Runs a campaign of `budget.operations` seeded operations on `mode` from the state of
+  /// `spec` (without a fast-MMU-built shadow; the spec's layout aims the generator):
   /// ``Verdict/holds`` when all ran without a divergence, ``Verdict/violated`` with the shrunk
   /// reproducer in the detail, ``Verdict/undecided`` when time ran out first.
   func fuzz(
-    _ mode: MMUMode, from state: MachineState, budget: FuzzBudget, context: CheckContext
+    _ mode: MMUMode, from spec: BuiltSpec, budget: FuzzBudget, context: CheckContext
   ) -> EngineOutcome
 }
 
@@ -110,10 +111,16 @@ public struct Engines: Sendable {
     self.fuzzer = fuzzer
   }
 
-  /// The engines this nestcheck has built in. Until the prover (issue 3), the fast MMU's
-  /// snapshot API (issue 4) and the fuzzer (issue 5) are plugged in, each answers
-  /// ``Verdict/undecided``, "engine not available": never a pass.
+  /// The engines this nestcheck has built in: the Z3 prover (``ProverEngine``), the fast MMU
+  /// building shadows (``FastMMUShadowBuilder``) and the differential fuzzer against the
+  /// oracle (``OracleFuzzer``).
   public static var builtIn: Engines {
+    Engines(prover: ProverEngine(), shadowBuilder: FastMMUShadowBuilder(), fuzzer: OracleFuzzer())
+  }
+
+  /// Engines that are all missing: every check is ``Verdict/undecided``, "engine not
+  /// available", never a pass. For tests of the gate's own logic and for builds without them.
+  public static var unavailable: Engines {
     Engines(
       prover: UnavailableEngine(name: "the prover", issue: 3),
       shadowBuilder: UnavailableEngine(name: "the fast-MMU shadow builder", issue: 4),
@@ -151,6 +158,6 @@ public struct UnavailableEngine: PropertyProver, ShadowBuilder, DifferentialFuzz
 
   /// Undecided: not available.
   public func fuzz(
-    _ mode: MMUMode, from state: MachineState, budget: FuzzBudget, context: CheckContext
+    _ mode: MMUMode, from spec: BuiltSpec, budget: FuzzBudget, context: CheckContext
   ) -> EngineOutcome { outcome }
 }

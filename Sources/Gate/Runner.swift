@@ -89,7 +89,7 @@ public struct Runner: Sendable {
         } else {
           let budget = spec.fuzz?.budget ?? FuzzBudget(seed: 1, operations: 1)
           outcome = engines.fuzzer.fuzz(
-            mode, from: built.state, budget: budget, context: context(check.name))
+            mode, from: built, budget: budget, context: context(check.name))
         }
       }
       results.append(

@@ -107,12 +107,15 @@ import Testing
     #expect(policies == Set(ShadowWritePolicy.allCases))
   }
 
-  @Test func hasANegativeSpecForEveryProperty() {
+  /// Every property of a state has a negative spec. The entry lemmas are not one: they are a
+  /// property of the reference's derivation rule (SEMANTICS §5.2) on the hardware KVM runs, which
+  /// no spec can change; the prover's own tests check that a wrong rule is caught.
+  @Test func hasANegativeSpecForEveryPropertyOfAState() {
     var violated: Set<String> = []
     for built in Self.library {
       if case .violated(let names) = built.spec.expectation { violated.formUnion(names) }
     }
-    for property in Property.allCases {
+    for property in Property.allCases where property != .entryLemmas {
       #expect(violated.contains(property.rawValue), "no negative spec for \(property.rawValue)")
     }
   }

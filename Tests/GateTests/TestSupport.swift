@@ -97,7 +97,7 @@ struct ScriptedEngines: PropertyProver, ShadowBuilder, DifferentialFuzzer {
   }
 
   func fuzz(
-    _ mode: MMUMode, from state: MachineState, budget: FuzzBudget, context: CheckContext
+    _ mode: MMUMode, from spec: BuiltSpec, budget: FuzzBudget, context: CheckContext
   ) -> EngineOutcome {
     verdicts[context.check]
       ?? EngineOutcome(.holds, "\(budget.operations) operations, no divergence")
