@@ -17,8 +17,17 @@ enum DetectionBenchmarks {
       BenchmarkWorkload(
         name: "detection",
         summary: "operations until the fuzzer detects each catalogued bug (debug builds only)",
-        run: run)
+        run: run, runsByDefault: hasCatalogue)
     ]
+  }
+
+  /// The catalogue is compiled into debug builds only.
+  static var hasCatalogue: Bool {
+    #if DEBUG
+      true
+    #else
+      false
+    #endif
   }
 
   static func run(_ options: BenchmarkOptions) throws -> [BenchmarkFigure] {
