@@ -178,6 +178,9 @@ extension ShadowMMU {
       let onlyWriteProtectToggled =
         register == .cr0 && registers.cr0 ^ value == ControlBit.cr0WriteProtect
     #endif
+    // The shadow tables are not tagged by PCID: a switch to another PCID cannot keep them
+    // unsynced (what was cached under the old PCID is not the new one's, §6.1).
+    let samePCID = registers.cr3 & 0xFFF == next.cr3 & 0xFFF
     registers = next
     guest = decoded
     #if NESTCHECK_BUGS
@@ -186,7 +189,7 @@ extension ShadowMMU {
       }
     #endif
     let noFlush =
-      register == .cr3 && decoded.pcidEnabled && value & ControlBit.cr3NoFlush != 0
+      register == .cr3 && decoded.pcidEnabled && value & ControlBit.cr3NoFlush != 0 && samePCID
     if intercepted && !noFlush { flushGuestTLB() }
     controlsChanged()
     return .completed

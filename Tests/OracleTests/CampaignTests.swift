@@ -117,4 +117,14 @@ final class Counter: @unchecked Sendable {
     #expect(report.episodeNumbers == [214])
     #expect(report.findings.isEmpty, "\(report.findings.map { $0.replay.failure?.reason ?? "" })")
   }
+
+  /// Episode 765 of seed 1 (shadow): a CR4 write flushes, the guest clears a leaf, then MOV
+  /// to CR3 with the no-flush bit switches to a PCID never used: nothing can be cached under
+  /// it, yet the unsynced shadow kept the old leaf (fixed in FastMMU's ShadowSync).
+  @Test func aSwitchToAnotherPCIDDoesNotKeepUnsyncedShadowEntries() {
+    let report = CampaignTests.run(
+      .shadow, operations: 400, seed: 1, shard: (765, 766), episodeLength: 400)
+    #expect(report.episodeNumbers == [765])
+    #expect(report.findings.isEmpty, "\(report.findings.map { $0.replay.failure?.reason ?? "" })")
+  }
 }
