@@ -69,3 +69,10 @@ public struct OracleStatistics: Hashable, Sendable {
   /// Makes empty statistics.
   public init() {}
 }
+
+extension Oracle {
+  /// Walks the explanation search of one access may run. An access it has not explained when
+  /// the limit is reached is accepted unjudged and counted in
+  /// ``OracleStatistics/searchLimitReached``: a campaign reports that count, never hides it.
+  public static var searchLimit: Int { ExplanationSearch.runLimit }
+}
