@@ -78,7 +78,10 @@ struct Decomposition: Sendable {
       _ space: Cell.Space, _ trees: [Tree], guestTree: Int?, level: Int, prefix: UInt64,
       tables: [UInt64?], indices: Range<UInt64>
     ) {
-      if let guestTree, let table = tables[guestTree] {
+      // SEMANTICS §5.1 `WP`: a guest table counts only where another tree (the shadow) has a
+      // table at the same place, i.e. where a shadow page shadows it.
+      let shadowed = tables.indices.contains { $0 != guestTree && tables[$0] != nil }
+      if let guestTree, let table = tables[guestTree], shadowed {
         guestTables[table >> 12, default: []].insert(level)
       }
       let stale =

@@ -63,7 +63,7 @@ struct PropertyEnvironment<D: BitVectorDomain> {
   /// Whether a host physical address lies inside the guest's host ranges.
   var inRanges: (D.Word) -> D.Flag
   /// Whether a host physical address lies in a frame backing a guest page table that the
-  /// shadow must write-protect (reachable, synced).
+  /// shadow must write-protect (shadowed by a table of the shadow, synced; SEMANTICS §5.1).
   var protected: (D.Word) -> D.Flag
 }
 

@@ -167,7 +167,8 @@ public struct RegionEnumeration {
     let processor = machine.processor
     func enumerate(
       root: UInt64, levels: Int, efer: UInt64, addressBits: Int, guestTables: Bool,
-      unsyncFrames: Set<UInt64>, tables: inout [UInt64: Set<Int>]
+      unsyncFrames: Set<UInt64>, shadowed: Set<TablePosition>,
+      positions: inout Set<TablePosition>, tables: inout [UInt64: Set<Int>]
     ) -> [Region] {
       let nxe = efer >> 11 & 1 == 1
       var regions: [Region] = []
@@ -180,10 +181,15 @@ public struct RegionEnumeration {
             let address = hostAddress(table)
           else { return }
           location = address
-          tables[address >> 12, default: []].insert(level)
+          // SEMANTICS §5.1 `WP`: a guest table counts only where the shadow has a table at the
+          // same place, i.e. where a shadow page shadows it.
+          if shadowed.contains(TablePosition(level: level, base: base)) {
+            tables[address >> 12, default: []].insert(level)
+          }
         } else {
           location = table
         }
+        positions.insert(TablePosition(level: level, base: base))
         let stale =
           inherited.stale || (level == 1 && guestTables && unsyncFrames.contains(table >> 12))
         for index in 0..<UInt64(512) {
@@ -244,16 +250,19 @@ public struct RegionEnumeration {
     for gfn in shadow.unsyncTables {
       if let h = hostAddress(gfn << 12) { unsyncHost.insert(h >> 12) }
     }
-    var guestTableFrames: [UInt64: Set<Int>] = [:]
-    let guestRegions = enumerate(
-      root: guest.cr3, levels: guestLevels, efer: guest.efer,
-      addressBits: processor.physicalAddressBits,
-      guestTables: true, unsyncFrames: Set(shadow.unsyncTables), tables: &guestTableFrames)
     var ignored: [UInt64: Set<Int>] = [:]
+    var shadowTables = Set<TablePosition>()
     let shadowRegions = enumerate(
       root: shadow.cr3, levels: shadowLevels, efer: shadow.efer, addressBits: hostBits,
-      guestTables: false,
-      unsyncFrames: [], tables: &ignored)
+      guestTables: false, unsyncFrames: [], shadowed: [], positions: &shadowTables,
+      tables: &ignored)
+    var guestTableFrames: [UInt64: Set<Int>] = [:]
+    var guestPositions = Set<TablePosition>()
+    let guestRegions = enumerate(
+      root: guest.cr3, levels: guestLevels, efer: guest.efer,
+      addressBits: processor.physicalAddressBits, guestTables: true,
+      unsyncFrames: Set(shadow.unsyncTables), shadowed: shadowTables,
+      positions: &guestPositions, tables: &guestTableFrames)
     let protectedFrames = Set(
       guestTableFrames.compactMap { frame, levels in
         levels == [1] && unsyncHost.contains(frame) ? nil : frame
@@ -396,4 +405,11 @@ private func mask(_ high: Int, _ low: Int) -> UInt64 {
 /// The low `width` bits set.
 private func mask(width: Int) -> UInt64 {
   width >= 64 ? ~0 : width <= 0 ? 0 : (1 << UInt64(width)) - 1
+}
+
+/// Where a page table sits in a linear address space: its level and the first address it maps.
+/// A guest table and a shadow table at the same position serve the same addresses.
+struct TablePosition: Hashable {
+  var level: Int
+  var base: UInt64
 }
