@@ -147,7 +147,7 @@ struct Fuzz: ParsableCommand {
     configuration.maxFailures = maxFailures
     var campaign = Campaign(target: made, configuration: configuration)
     campaign.progress = { progress in printError("nestcheck: " + progress.line) }
-    if proveEvery > 0 { campaign.stateCheck = FuzzSupport.proof }
+    if proveEvery > 0 { campaign.stateCheck = ShadowProof.check }
     let report = campaign.run()
 
     var written: [String] = []

@@ -69,27 +69,6 @@ enum FuzzSupport {
     }
   }
 
-  /// `--prove-every`: the prover's soundness and page-table protection on an exported shadow
-  /// state; `nil` when both hold (or when the state has no shadow to prove).
-  static func proof(_ state: MachineState) -> String? {
-    guard state.shadow != nil else { return nil }
-    var options = ProverOptions()
-    options.properties = [.soundness, .pageTableProtection]
-    options.jobs = 1
-    options.timeoutMilliseconds = 20_000
-    do {
-      let report = try prove(state, options: options)
-      for result in report.results {
-        if case .violated(let counterexample) = result.verdict {
-          return "\(result.property.rawValue) violated: \(counterexample)"
-        }
-      }
-      return nil
-    } catch {
-      return "the prover could not judge the state: \(error)"
-    }
-  }
-
   /// One line for a verdict.
   static func summary(_ verdict: TraceVerdict) -> String {
     switch verdict {

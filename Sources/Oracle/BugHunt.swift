@@ -69,7 +69,7 @@
       let target = FastMMUTarget(mode: mode, configuration: buggyConfiguration)
       configuration.shrink = false
       var campaign = Campaign(target: target, configuration: configuration)
-      if proveEvery > 0 { campaign.stateCheck = Self.shadowProof }
+      if proveEvery > 0 { campaign.stateCheck = ShadowProof.check }
       var report = campaign.run()
       if shrink, let finding = report.findings.first {
         var shrinker = Shrinker(runner: runner(target))
@@ -86,29 +86,9 @@
       runner.memoryCheckInterval = campaignConfiguration.memoryCheckInterval
       if proveEvery > 0 {
         runner.stateCheckInterval = proveEvery
-        runner.stateCheck = Self.shadowProof
+        runner.stateCheck = ShadowProof.check
       }
       return runner
-    }
-
-    /// The prover's soundness and page-table protection on an exported shadow state: why it
-    /// fails, or `nil` when both hold or there is no shadow.
-    static func shadowProof(_ state: MachineState) -> String? {
-      guard state.shadow != nil else { return nil }
-      var options = ProverOptions()
-      options.properties = [.soundness, .pageTableProtection]
-      options.jobs = 1
-      options.timeoutMilliseconds = 20_000
-      do {
-        for result in try prove(state, options: options).results {
-          if case .violated(let counterexample) = result.verdict {
-            return "\(result.property.rawValue) violated: \(counterexample)"
-          }
-        }
-        return nil
-      } catch {
-        return "the prover could not judge the state: \(error)"
-      }
     }
 
     /// Runs `replay`'s operations again against the fast MMU in this hunt's mode, with the bug
@@ -120,7 +100,7 @@
       runner.memoryCheckInterval = max(1, replay.operations.count)
       if proveEvery > 0 {
         runner.stateCheckInterval = max(1, replay.operations.count)
-        runner.stateCheck = Self.shadowProof
+        runner.stateCheck = ShadowProof.check
       }
       return runner.run(replay.state, replay.operations).verdict
     }
