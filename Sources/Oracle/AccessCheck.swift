@@ -57,6 +57,10 @@ extension Oracle {
         fresh.performedUpdates, seen: ExplanationSearch.Pins(), into: &unsure.possible,
         nested: &nested)
       unsure.nested = nested
+      // A walk the search ran that gives the observed outcome may be the one that happened: a
+      // translated write through stale nested entries still sets the guest leaf's A and D
+      // (§1.8, §6.1), which the faulting fresh walk does not.
+      for (word, bits) in search.unjudged { unsure.possible[word, default: 0] |= bits }
       apply([unsure], fault: true)
       faulted(address, outcome)
       return .agrees

@@ -132,6 +132,9 @@ struct ExplanationSearch {
   private(set) var outcomes: [Outcome] = []
   private(set) var explanations: [Explanation] = []
   private(set) var limitReached = false
+  /// The guest A/D bits of the walks that gave the observed outcome, whether or not their reads
+  /// fit the epochs: what a search that gives up before judging them all cannot rule out.
+  private(set) var unjudged: [UInt64: UInt64] = [:]
   private var runs = 0
   /// Copies of the oracle's memory as it is outside the search, for nested views: copying
   /// the whole memory per walk would dominate the search.
@@ -384,6 +387,10 @@ struct ExplanationSearch {
         walk, guest: guest, guestFeasible: guestFeasible, nested: nested,
         lastNestedKey: lastNestedKey, linearContext: linearContext,
         physicalContext: physicalContext, leafValue: lastGuestValue ?? 0)
+    }
+    if walk.outcome == observed {
+      var discarded: [UInt64: UInt64] = [:]
+      Self.collect(walk.performedUpdates, seen: seen, into: &unjudged, nested: &discarded)
     }
     if feasible {
       let stale =

@@ -215,3 +215,76 @@ extension Outcome {
     #expect(!s.oracle.check(store, TraceObservation(.refused(.invalidValue))).agrees)
   }
 }
+
+/// What the oracle allows when its explanation search gives up before judging every walk
+/// (docs/fuzzing.md, "how the oracle decides"): the outcome is accepted, and so must be the A/D
+/// writes of the walks that give it (SEMANTICS §1.8, §6.1, §6.3).
+@Suite struct GivenUpSearchTests {
+  /// The `fuzz-npt` spec's state (a 4-level guest over NPT mapping guest-physical 0–4 MiB at
+  /// host 4 GiB with 2-MiB pages; linear 0x7f0000000000 → guest-physical 0x100000 by the guest
+  /// leaf at host 0x100004000) as a replay header.
+  static let header = [
+    #"{"format":"nestcheck-replay","version":1,"target":"fast-mmu:nested","mode":"nested","#,
+    #""state":{"format":"nestcheck-state","version":1,"processor":{"vendor":"amd","#,
+    #""physicalAddressBits":46,"gigabytePages":true},"guest":{"cr0":"0x80010011","#,
+    #""cr3":"0x1000","cr4":"0x20","efer":"0xd00","rflags":"0x2","pkru":"0x0","pkrs":"0x0"},"#,
+    #""nested":{"kind":"npt","ncr3":"0x1000","hostCR4":"0x20","hostEFER":"0xd00","#,
+    #""physicalAddressBits":48},"hostRanges":[{"base":"0x100000000","size":"0x400000"}],"#,
+    #""memory":{"0x1000":"0x2007","0x2000":"0x3007","0x3000":"0x100000087","#,
+    #""0x3008":"0x100200087","0x1000017f0":"0x2007","0x100002000":"0x3007","#,
+    #""0x100003000":"0x4007","0x100004000":"0x8000000000100007","#,
+    #""0x100004008":"0x8000000000101007","#,
+    #""0x100004020":"0x8000000000104007"}}}"#,
+  ].joined()
+
+  /// Found by the `fuzz-npt` gate check (seed 14), shrunk: a fetch faults (XD), the guest
+  /// tables are rewritten and walked (nested entries cached), the NPT PDPTE covering all guest
+  /// memory is zeroed without a flush, and a write to the faulted page goes through the stale
+  /// nested translations — a search too wide for the oracle's walk limit.
+  static let operations = [
+    #"{"op":"access","address":"0x7f0000000000","kind":"fetch"}"#,
+    #"{"op":"write-host","address":"0x3000","value":"0x100000087"}"#,
+    #"{"op":"invept","type":"single-context","eptp":"0x1000"}"#,
+    #"{"op":"write-host","address":"0x1000","value":"0x2007"}"#,
+    #"{"op":"write-guest","address":"0x2000","value":"0x3007"}"#,
+    #"{"op":"write-guest","address":"0x17f0","value":"0x2003"}"#,
+    #"{"op":"access","address":"0x7f0000004000","kind":"read"}"#,
+    #"{"op":"write-register","register":"cr4","value":"0x200020"}"#,
+    #"{"op":"write-host","address":"0x2000","value":"0x0"}"#,
+  ]
+
+  @Test func aWriteThroughStaleNestedEntriesMaySetTheGuestLeafsAccessedAndDirtyBits() throws {
+    let replay = try Replay.load(([Self.header] + Self.operations).joined(separator: "\n"))
+    let oracle = try Oracle(mode: .nested, state: replay.state)
+    let observed: [Int: Outcome] = [
+      0: .pageFault(errorCode: 0x11, linearAddress: 0x7f00_0000_0000),
+      6: .translated(hostPhysical: 0x1_0010_4000),
+    ]
+    for (index, operation) in replay.operations.enumerated() {
+      let result = observed[index].map { TraceResult.outcome($0) } ?? .completed
+      #expect(oracle.check(operation, TraceObservation(result)) == .agrees, "operation \(index)")
+    }
+    // The NPT has no translation now; the TLB may still hold the nested ones (§6.3).
+    let write = TraceOperation.access(linearAddress: 0x7f00_0000_0000, Access(.write))
+    #expect(
+      oracle.check(write, TraceObservation(.outcome(.translated(hostPhysical: 0x1_0010_0000))))
+        == .agrees)
+
+    // Memory as a processor that made that write leaves it: the stores, the A bits of the
+    // read, and A and D in the leaf of the write (§1.8: a write through a leaf with D = 0
+    // sets D in memory).
+    var exported = replay.state
+    exported.memory[0x2000] = 0
+    exported.memory[0x1_0000_17f0] = 0x2023
+    exported.memory[0x1_0000_2000] = 0x3027
+    exported.memory[0x1_0000_3000] = 0x4027
+    exported.memory[0x1_0000_4020] = 0x8000_0000_0010_4027
+    exported.memory[0x1_0000_4000] = 0x8000_0000_0010_0067
+    let disagreement = oracle.compareMemory(exported)
+    #expect(disagreement == nil, "\(disagreement.map { "\($0)" } ?? "")")
+
+    // Setting D in a leaf no walk reached stays a disagreement.
+    exported.memory[0x1_0000_4008] = 0x8000_0000_0010_1047
+    #expect(oracle.compareMemory(exported)?.hostPhysical == 0x1_0000_4008)
+  }
+}
