@@ -144,14 +144,31 @@ extension ShadowMMU {
     let wanted = ShadowEntry.table(pages[child].frame)
     guard shadowMemory.read(slot) != wanted else { return }
     zap(slot, in: parent)
-    // SEMANTICS §5.4: sync an unsync child before linking it.
+    // SEMANTICS §5.4: sync an unsync child before linking it, and every unsync page below it:
+    // a page unlinked from above keeps its subtree, whose level-1 pages may have gone unsync
+    // meanwhile (KVM requests a sync when it links a page with unsync children).
     #if NESTCHECK_BUGS
-      if !guest.bugs.contains(.unsyncLinkedWithoutSync) { syncIfUnsync(child) }
+      if !guest.bugs.contains(.unsyncLinkedWithoutSync) { syncSubtree(child) }
     #else
-      syncIfUnsync(child)
+      syncSubtree(child)
     #endif
     shadowMemory.write(slot, wanted)
     pages[child].parents.append(slot)
+  }
+
+  /// Syncs page `id` and every unsync page reachable below it. Roles carry the level, so the
+  /// recursion goes down one level per step and ends.
+  private func syncSubtree(_ id: Int) {
+    syncIfUnsync(id)
+    let page = pages[id]
+    guard page.level > 1 else { return }
+    for index in 0..<UInt64(512) {
+      let entry = shadowMemory.read(page.frame << 12 | index << 3)
+      guard entry & X86Entry.present != 0, entry & X86Entry.pageSize == 0,
+        let child = pages.page(inFrame: X86Entry.frame(entry))
+      else { continue }
+      syncSubtree(child)
+    }
   }
 
   /// The shadow page for (`gfn`, `role`), made if missing. A new indirect page write-protects

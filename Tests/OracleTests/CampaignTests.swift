@@ -127,4 +127,16 @@ final class Counter: @unchecked Sendable {
     #expect(report.episodeNumbers == [765])
     #expect(report.findings.isEmpty, "\(report.findings.map { $0.replay.failure?.reason ?? "" })")
   }
+
+  /// Episode 158 of seed 1 (shadow): a write to the guest's PDPT unlinks the shadow PD; the
+  /// guest then rewrites a leaf of the level-1 table below it (which goes unsync) and INVLPG
+  /// finds no shadow path to zap; an access through a neighbour relinks the PD, and the stale
+  /// leaf must not survive — the shadow MMU synced only the page it linked, not the unsync
+  /// pages below it (fixed in FastMMU's ShadowFault, `syncSubtree`).
+  @Test func relinkingAShadowPageSyncsTheUnsyncPagesBelowIt() {
+    let report = CampaignTests.run(
+      .shadow, operations: 400, seed: 1, shard: (158, 159), episodeLength: 400)
+    #expect(report.episodeNumbers == [158])
+    #expect(report.findings.isEmpty, "\(report.findings.map { $0.replay.failure?.reason ?? "" })")
+  }
 }
