@@ -288,3 +288,88 @@ extension Outcome {
     #expect(oracle.compareMemory(exported)?.hostPhysical == 0x1_0000_4008)
   }
 }
+
+/// A combined translation cached and not invalidated may be used without an A/D write, and an
+/// explanation search that gives up before reaching the walk reading it must not make the
+/// A/D writes of the walks it did judge certain (SEMANTICS §6.1: a TLB hit writes no A/D).
+@Suite struct UnfinishedSearchTests {
+  /// The state of a fast-mmu:nested replay (5-level guest, CR3 0x1000, over NPT), without the
+  /// NPT page table no walk of the trace reads.
+  static let header = [
+    #"{"format":"nestcheck-replay","version":1,"target":"fast-mmu:nested","#,
+    #""mode":"nested","state":{"format":"nestcheck-state","version":1,"#,
+    #""processor":{"vendor":"amd","physicalAddressBits":39,"gigabytePages":true},"#,
+    #""guest":{"cr0":"0x80010011","cr3":"0x1000","cr4":"0x1001020","efer":"0xd00","#,
+    #""rflags":"0x2","pkru":"0x0","pkrs":"0x7be"},"nested":{"kind":"npt","#,
+    #""ncr3":"0x80000000","hostCR4":"0x20","hostEFER":"0xd00","#,
+    #""physicalAddressBits":48},"memory":{"0x80000000":"0x80001007","#,
+    #""0x80001000":"0x80002007","0x80001008":"0x140000087","#,
+    #""0x80002000":"0x80003007","0x80002008":"0x80004007","0x80002010":"0x80005007","#,
+    #""0x80003008":"0x100001007","0x80003010":"0x100002007","#,
+    #""0x80003018":"0x100003007","0x80003020":"0x100004007","#,
+    #""0x80003028":"0x100005007","0x80003030":"0x100006007","#,
+    #""0x80003038":"0x100007007","0x80003040":"0x100008007","#,
+    #""0x80003048":"0x100009007","0x80004000":"0x100200007","#,
+    #""0x80004008":"0x100201007","0x80004010":"0x100202007","#,
+    #""0x80004018":"0x100203007","0x80004040":"0x100208007","0x100001000":"0x6007","#,
+    #""0x100001328":"0x2007","0x100001e60":"0x1007","0x100002000":"0x3007","#,
+    #""0x1000034a8":"0x4007","0x100004000":"0x5007","#,
+    #""0x100004008":"0x90000000004000a3","0x100004018":"0x5007","#,
+    #""0x100005000":"0x800000000200067","0x100005008":"0x201027","#,
+    #""0x100005010":"0x202027","0x100005028":"0x203067","0x100005048":"0x9167","#,
+    #""0x100005050":"0x800000000020c023","0x100006800":"0x7007","#,
+    #""0x100007158":"0x8007","0x100008000":"0x9007","0x100009000":"0x208003","#,
+    #""0x100200000":"0x12345678","0x100201000":"0x12345678","#,
+    #""0x100202000":"0x12345678","0x100203000":"0x12345678","#,
+    #""0x100208000":"0x12345678"}}}"#,
+  ].joined()
+
+  /// Found by the nested fuzz run: linear 0x800ac0000000 is read (its walk ends at guest leaf
+  /// 0x1000, the root PML5 entry itself); the NPT entries on every nested walk are rewritten
+  /// with their own values (a new version each, so the search branches on every nested walk);
+  /// the root PML5 entry is rewritten with A clear and no flush; the address is read again.
+  static let operations = [
+    #"{"op":"access","address":"0x800ac0000000","kind":"read"}"#,
+    #"{"op":"write-guest","address":"0x7158","value":"0x202005"}"#,
+    #"{"op":"write-host","address":"0x80002000","value":"0x80003007"}"#,
+    #"{"op":"invept","type":"single-context","eptp":"0x80000000"}"#,
+    #"{"op":"access","address":"0xffcce67339865000","kind":"read"}"#,
+    #"{"op":"write-host","address":"0x80000000","value":"0x80001007"}"#,
+    #"{"op":"paravirtual-batch","updates":[{"entry":"0x202000","value":"0x1005"}]}"#,
+    #"{"op":"write-host","address":"0x80002000","value":"0x80003007"}"#,
+    #"{"op":"access","address":"0x800ac0000000","kind":"read"}"#,
+    #"{"op":"write-guest","address":"0x1000","value":"0x6001"}"#,
+    #"{"op":"write-host","address":"0x80000000","value":"0x80001007"}"#,
+    #"{"op":"access","address":"0x800ac0000000","kind":"read"}"#,
+  ]
+
+  @Test func aCachedTranslationNeedNotSetTheAccessedBitItsWalkWouldSet() throws {
+    let replay = try Replay.load(([Self.header] + Self.operations).joined(separator: "\n"))
+    let oracle = try Oracle(mode: .nested, state: replay.state)
+    let observed: [Int: TraceResult] = [
+      0: .outcome(.translated(hostPhysical: 0x1_0020_8000)),
+      4: .outcome(.translated(hostPhysical: 0x1_0000_2000)),
+      6: .batch(status: 0, applied: 1),
+      8: .outcome(.translated(hostPhysical: 0x1_0000_6000)),
+      11: .outcome(.translated(hostPhysical: 0x1_0000_6000)),
+    ]
+    for (index, operation) in replay.operations.enumerated() {
+      let result = observed[index] ?? .completed
+      #expect(oracle.check(operation, TraceObservation(result)) == .agrees, "operation \(index)")
+    }
+
+    // Memory as the fast MMU leaves it: the guest stores, A set in every guest table entry
+    // (allowed on any walk, §6.1) but the root PML5 entry rewritten with A clear, which the
+    // last read, a TLB hit, did not set again.
+    var exported = replay.state
+    for (word, value) in replay.state.memory.words
+    where (0x1_0000_1000..<0x1_0000_a000).contains(word) {
+      exported.memory[word] = value | 0x20
+    }
+    exported.memory[0x1_0000_7158] = 0x20_2025
+    exported.memory[0x1_0020_2000] = 0x1025
+    exported.memory[0x1_0000_1000] = 0x6001
+    let disagreement = oracle.compareMemory(exported)
+    #expect(disagreement == nil, "\(disagreement.map { "\($0)" } ?? "")")
+  }
+}
