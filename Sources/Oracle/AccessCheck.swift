@@ -43,10 +43,7 @@ extension Oracle {
         )
       }
     }
-    // A search that gave up has not judged every assignment: the explanations it found are
-    // not all there are (one reading a cached entry older than the ones it tried may write
-    // no A/D bit, §6.1), so what they write is only possible, as below.
-    if search.explained && !search.limitReached {
+    if search.explained {
       if !search.explanations.contains(where: { !$0.stale }) { statistics.staleAccesses += 1 }
       apply(search.explanations, fault: outcome.isFault)
       faulted(address, outcome)
@@ -64,11 +61,6 @@ extension Oracle {
       // translated write through stale nested entries still sets the guest leaf's A and D
       // (§1.8, §6.1), which the faulting fresh walk does not.
       for (word, bits) in search.unjudged { unsure.possible[word, default: 0] |= bits }
-      for explanation in search.explanations {
-        for (word, bits) in explanation.certain { unsure.possible[word, default: 0] |= bits }
-        for (word, bits) in explanation.possible { unsure.possible[word, default: 0] |= bits }
-        for (word, bits) in explanation.nested { unsure.nested[word, default: 0] |= bits }
-      }
       apply([unsure], fault: true)
       faulted(address, outcome)
       return .agrees
