@@ -16,15 +16,13 @@ public struct Update<D: BitVectorDomain> {
   public var level: Int
 }
 
-/// The A/D writes of a successful walk over `tables` (SEMANTICS §1.7 step 7, §2.7 step 5,
-/// §3.5 step 4): A in every valid entry that lacks it, and D in the leaf when `dirtyLeaf` and
-/// it lacks it. Entries whose bits are already set are not written (§1.8).
+/// Appends the A/D writes of a successful walk over `tables` (SEMANTICS §1.7 step 7, §2.7
+/// step 5, §3.5 step 4): A in every valid entry that lacks it, and D in the leaf when
+/// `dirtyLeaf` and it lacks it. Entries whose bits are already set are not written (§1.8).
 func setAccessedDirty<D>(
   _ d: D, _ tables: borrowing TableWalk<D>, accessed: Int, dirty: Int, dirtyLeaf: D.Flag,
-  happens: D.Flag,
-  stage: Stage
-) -> [Update<D>] {
-  var updates: [Update<D>] = []
+  happens: D.Flag, stage: Stage, into updates: inout [Update<D>]
+) {
   tables.entries.forEach { entry in
     let needA = d.not(d.bit(entry.value, accessed))
     let needD = d.and(d.and(entry.leaf, dirtyLeaf), d.not(d.bit(entry.value, dirty)))
@@ -36,5 +34,4 @@ func setAccessedDirty<D>(
         bits: d.bitOr(d.bits(needA, at: accessed), d.bits(needD, at: dirty)), stage: stage,
         level: Int(entry.level)))
   }
-  return updates
 }

@@ -20,16 +20,16 @@ struct EPTStage<D: BitVectorDomain>: NestedStage {
   func effectiveRights(_ d: D, _ tables: borrowing TableWalk<D>) -> (
     read: D.Flag, write: D.Flag, executeSupervisor: D.Flag, executeUser: D.Flag
   ) {
-    var r = (read: d.yes, write: d.yes, executeSupervisor: d.yes, executeUser: d.yes)
+    // One AND over the entries read: bit i of it is "every entry read has bit i".
+    var path = d.word(~0)
     tables.entries.forEach { entry in
-      let bit = { (index: Int) in d.implies(entry.read, d.bit(entry.value, index)) }
-      r.read = d.and(r.read, bit(EPTBit.read))
-      r.write = d.and(r.write, bit(EPTBit.write))
-      r.executeSupervisor = d.and(r.executeSupervisor, bit(EPTBit.execute))
-      r.executeUser = d.and(r.executeUser, bit(EPTBit.userExecute))
+      path = d.bitAnd(path, d.select(entry.read, entry.value, d.word(~0)))
     }
-    r.executeUser = d.and(r.executeUser, format.modeBasedExecute)
-    return r
+    return (
+      read: d.bit(path, EPTBit.read), write: d.bit(path, EPTBit.write),
+      executeSupervisor: d.bit(path, EPTBit.execute),
+      executeUser: d.and(d.bit(path, EPTBit.userExecute), format.modeBasedExecute)
+    )
   }
 
   /// What the access needs of EPT (EPT_TRANSLATE step 3): guest paging-entry reads count as
@@ -60,13 +60,13 @@ struct EPTStage<D: BitVectorDomain>: NestedStage {
     let readDenied = d.and(need.read, d.not(rights.read))
     let writeDenied = d.and(need.write, d.not(rights.write))
     let executeDenied = d.and(need.fetch, d.not(execute))
+    let denied = d.and(tables.complete, d.or(readDenied, d.or(writeDenied, executeDenied)))
+    let failed = d.or(tables.malformed, d.or(tables.notPresent, denied))
+    if d.isCertainlyFalse(failed) { return (failed, Fault(d, nothing: gpa)) }
     let permissionRule = d.select(
       readDenied, d.word(Rule.eptReadDenied.rawValue),
       d.select(
         writeDenied, d.word(Rule.eptWriteDenied.rawValue), d.word(Rule.eptExecuteDenied.rawValue)))
-    let denied = d.and(tables.complete, d.or(readDenied, d.or(writeDenied, executeDenied)))
-    let failed = d.or(tables.malformed, d.or(tables.notPresent, denied))
-    if d.isCertainlyFalse(failed) { return (failed, Fault(d, nothing: gpa)) }
 
     // The misconfiguration that stopped the walk, if one did (§2.3 M1–M4). A
     // misconfiguration anywhere on the reached path beats a permission violation, because the
@@ -151,14 +151,14 @@ struct EPTStage<D: BitVectorDomain>: NestedStage {
   /// access counts as a write (§2.5: guest paging-entry reads do).
   func accessedDirty(
     _ d: D, _ tables: borrowing TableWalk<D>, purpose: NestedPurpose,
-    context: NestedContext<D>, happens: D.Flag
-  ) -> [Update<D>] {
-    if d.isCertainlyFalse(d.and(happens, accessedDirty)) { return [] }
+    context: NestedContext<D>, happens: D.Flag, into updates: inout [Update<D>]
+  ) {
+    if d.isCertainlyFalse(d.and(happens, accessedDirty)) { return }
     let write = needs(d, purpose, context.access).write
-    return setAccessedDirty(
+    setAccessedDirty(
       d, tables, accessed: EPTBit.accessed, dirty: EPTBit.dirty, dirtyLeaf: write,
-      happens: d.and(happens, accessedDirty), stage: purpose == .final ? .nestedFinal : .nestedTable
-    )
+      happens: d.and(happens, accessedDirty),
+      stage: purpose == .final ? .nestedFinal : .nestedTable, into: &updates)
   }
 
   func rights(_ d: D, _ tables: borrowing TableWalk<D>, context: NestedContext<D>) -> (

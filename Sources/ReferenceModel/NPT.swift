@@ -71,18 +71,18 @@ struct NPTStage<D: BitVectorDomain>: NestedStage {
   /// page-table *read* (performed as a write) sets D is unverified (§3.2) and a choice.
   func accessedDirty(
     _ d: D, _ tables: borrowing TableWalk<D>, purpose: NestedPurpose,
-    context: NestedContext<D>, happens: D.Flag
-  ) -> [Update<D>] {
-    if d.isCertainlyFalse(happens) { return [] }
+    context: NestedContext<D>, happens: D.Flag, into updates: inout [Update<D>]
+  ) {
+    if d.isCertainlyFalse(happens) { return }
     let dirty: D.Flag
     switch purpose {
     case .tableRead: dirty = context.choices.nestedDirtyOnTableRead
     case .tableWrite: dirty = d.yes
     case .final: dirty = context.access.write
     }
-    return setAccessedDirty(
+    setAccessedDirty(
       d, tables, accessed: X86Bit.accessed, dirty: X86Bit.dirty, dirtyLeaf: dirty,
-      happens: happens, stage: purpose == .final ? .nestedFinal : .nestedTable)
+      happens: happens, stage: purpose == .final ? .nestedFinal : .nestedTable, into: &updates)
   }
 
   func rights(_ d: D, _ tables: borrowing TableWalk<D>, context: NestedContext<D>) -> (

@@ -38,12 +38,13 @@ protocol NestedStage<D> {
     _ d: D, _ walk: borrowing TableWalk<D>, gpa: D.Word, purpose: NestedPurpose,
     context: NestedContext<D>
   ) -> (failed: D.Flag, fault: Fault<D>)
-  /// The nested A/D writes a successful translation for `purpose` performs; the caller guards
-  /// them with whether it succeeded.
+  /// Appends the nested A/D writes a successful translation for `purpose` performs; the
+  /// caller guards them with whether it succeeded. (Appending, not returning an array, keeps a
+  /// concrete walk that writes nothing free of array traffic.)
   func accessedDirty(
     _ d: D, _ walk: borrowing TableWalk<D>, purpose: NestedPurpose, context: NestedContext<D>,
-    happens: D.Flag
-  ) -> [Update<D>]
+    happens: D.Flag, into updates: inout [Update<D>]
+  )
   /// The final translation's nested rights (read, write, execute), for reports.
   func rights(_ d: D, _ walk: borrowing TableWalk<D>, context: NestedContext<D>) -> (
     read: D.Flag, write: D.Flag, execute: D.Flag
@@ -68,8 +69,8 @@ struct IdentityStage<D: BitVectorDomain>: NestedStage {
 
   func accessedDirty(
     _ d: D, _ walk: borrowing TableWalk<D>, purpose: NestedPurpose, context: NestedContext<D>,
-    happens: D.Flag
-  ) -> [Update<D>] { [] }
+    happens: D.Flag, into updates: inout [Update<D>]
+  ) {}
 
   func rights(_ d: D, _ walk: borrowing TableWalk<D>, context: NestedContext<D>) -> (
     read: D.Flag, write: D.Flag, execute: D.Flag

@@ -27,9 +27,10 @@ struct ViewedNestedStage<Inner: NestedStage>: NestedStage where Inner.D == Concr
 
   func accessedDirty(
     _ d: D, _ walk: borrowing TableWalk<D>, purpose: NestedPurpose, context: NestedContext<D>,
-    happens: D.Flag
-  ) -> [Update<D>] {
-    inner.accessedDirty(d, walk, purpose: purpose, context: context, happens: happens)
+    happens: D.Flag, into updates: inout [Update<D>]
+  ) {
+    inner.accessedDirty(
+      d, walk, purpose: purpose, context: context, happens: happens, into: &updates)
   }
 
   func rights(_ d: D, _ walk: borrowing TableWalk<D>, context: NestedContext<D>) -> (

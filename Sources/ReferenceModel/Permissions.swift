@@ -12,20 +12,19 @@ struct X86Rights<D: BitVectorDomain> {
 
   /// Accumulates the rights of a walk's valid entries; meaningful when the walk is complete.
   init(_ d: D, _ walk: borrowing TableWalk<D>) {
-    var user = d.yes
-    var writable = d.yes
-    var executeDisable = d.no
+    // An AND and an OR over the valid entries: bit i of `all` is "every entry has bit i",
+    // of `any` "some entry has it".
+    var all = d.word(~0)
+    var any = d.word(0)
     var key = d.word(0)
     walk.entries.forEach { entry in
-      user = d.and(user, d.implies(entry.valid, d.bit(entry.value, X86Bit.user)))
-      writable = d.and(writable, d.implies(entry.valid, d.bit(entry.value, X86Bit.writable)))
-      executeDisable = d.or(
-        executeDisable, d.and(entry.valid, d.bit(entry.value, X86Bit.executeDisable)))
+      all = d.bitAnd(all, d.select(entry.valid, entry.value, d.word(~0)))
+      any = d.bitOr(any, d.select(entry.valid, entry.value, d.word(0)))
       key = d.select(entry.leaf, d.field(entry.value, X86Bit.keyHigh, X86Bit.keyLow), key)
     }
-    self.user = user
-    self.writable = writable
-    self.executeDisable = executeDisable
+    self.user = d.bit(all, X86Bit.user)
+    self.writable = d.bit(all, X86Bit.writable)
+    self.executeDisable = d.bit(any, X86Bit.executeDisable)
     self.key = key
   }
 }

@@ -67,14 +67,17 @@ func walk2D<N: NestedStage>(
     access: access, linear: linear, guestUser: d.no, guestWritable: d.no,
     guestExecutable: d.no, choices: choices)
   var entryAccesses = LevelList<GuestEntryAccess<D>>()
-  var walk: TableWalk<D>? = nil
+  // With guest paging off the "walk" is the identity: no entries, the linear address is the
+  // guest physical one. Keeping the walk non-optional spares the concrete interpretation a copy
+  // of it at every use.
+  var walk = TableWalk<D>(identity: d, linear)
   let errorCode = accessErrorCode(d, access, guest)
   if paging {
     let format = X86Format<D>(
       levels: configuration.guestLevels, addressBits: configuration.guestAddressBits,
       vendor: configuration.vendor, gigabytePages: configuration.guestGigabytePages,
       executeDisable: guest.executeDisable)
-    let guestWalk = walkTables(
+    walk = walkTables(
       d, format, root: guest.root, address: linear, enabled: d.not(verdict.decided)
     ) { (gpa: D.Word, level: Int, live: D.Flag) -> FetchedEntry<D> in
       let located = nested.walk(
@@ -86,8 +89,8 @@ func walk2D<N: NestedStage>(
       trace.note(
         d, stage: .guest, level: level, guestLevel: level, address: located.physical,
         value: value, happened: reached)
-      updates += nested.accessedDirty(
-        d, located, purpose: .tableRead, context: tableContext, happens: reached)
+      nested.accessedDirty(
+        d, located, purpose: .tableRead, context: tableContext, happens: reached, into: &updates)
       entryAccesses.append(GuestEntryAccess(guestPhysical: gpa, hostPhysical: located.physical))
       return FetchedEntry(value: value, failed: check.failed)
     }
@@ -96,22 +99,21 @@ func walk2D<N: NestedStage>(
       d,
       Fault(
         d, .pageFault, code: errorCode, address: linear, rule: d.word(Rule.notPresent.rawValue),
-        stage: .guest, level: guestWalk.stopLevel),
-      when: guestWalk.notPresent)
+        stage: .guest, level: walk.stopLevel),
+      when: walk.notPresent)
     verdict.record(
       d,
       Fault(
         d, .pageFault,
         code: d.bitOr(errorCode, d.word(1 << ErrorCodeBit.present | 1 << ErrorCodeBit.reserved)),
         address: linear, rule: d.word(Rule.reservedBit.rawValue), stage: .guest,
-        level: guestWalk.stopLevel),
-      when: guestWalk.malformed)
-    walk = guestWalk
+        level: walk.stopLevel),
+      when: walk.malformed)
   }
 
   // Step 4 (§1.5): permissions over the whole path, after a complete walk.
-  let rights = walk.map { X86Rights(d, $0) }
-  if let walk, let rights {
+  let rights = paging ? X86Rights(d, walk) : nil
+  if let rights {
     let denial = checkPermissions(d, rights, access, guest)
     verdict.record(
       d,
@@ -144,7 +146,7 @@ func walk2D<N: NestedStage>(
   var written = LevelList<D.Flag>()
   entryAccesses.forEach { _ in written.append(d.no) }
   func accessedDirtyWrites(enabled: D.Flag) {
-    guard let walk, !d.isCertainlyFalse(enabled) else { return }
+    guard !d.isCertainlyFalse(enabled) else { return }
     walk.entries.forEachIndexed { i, entry in
       let needA = d.not(d.bit(entry.value, X86Bit.accessed))
       let needD = d.and(
@@ -163,8 +165,8 @@ func walk2D<N: NestedStage>(
           happens: writes, address: located.physical,
           bits: d.bitOr(d.bits(needA, at: X86Bit.accessed), d.bits(needD, at: X86Bit.dirty)),
           stage: .guest, level: Int(entry.level)))
-      updates += nested.accessedDirty(
-        d, located, purpose: .tableWrite, context: tableContext, happens: writes)
+      nested.accessedDirty(
+        d, located, purpose: .tableWrite, context: tableContext, happens: writes, into: &updates)
       written[i] = d.or(written[i], writes)
     }
   }
@@ -172,7 +174,7 @@ func walk2D<N: NestedStage>(
   accessedDirtyWrites(enabled: choices.accessedDirtyBeforeFinal)
 
   // Steps 6–7: the final guest physical address through the nested dimension.
-  let finalAddress = walk?.physical ?? linear
+  let finalAddress = walk.physical
   let finalLive = d.not(verdict.decided)
   let final = nested.walk(
     d, memory, finalAddress, live: finalLive, stage: .nestedFinal, guestLevel: 0, trace: &trace)
@@ -180,14 +182,14 @@ func walk2D<N: NestedStage>(
     d, final, gpa: finalAddress, purpose: .final, context: finalContext)
   verdict.record(d, finalCheck.fault, when: d.and(finalLive, finalCheck.failed))
   let finalReached = d.and(finalLive, d.not(finalCheck.failed))
-  updates += nested.accessedDirty(
-    d, final, purpose: .final, context: finalContext, happens: finalReached)
+  nested.accessedDirty(
+    d, final, purpose: .final, context: finalContext, happens: finalReached, into: &updates)
 
   accessedDirtyWrites(enabled: d.not(choices.accessedDirtyBeforeFinal))
 
   // §1.8 IMPL: a faulting walk may set A in the non-leaf guest entries it traversed; never in
   // the leaf. Only where the nested dimension lets the entry be written.
-  if let walk, !d.isCertainlyFalse(d.and(choices.accessedOnFault, verdict.decided)) {
+  if !d.isCertainlyFalse(d.and(choices.accessedOnFault, verdict.decided)) {
     walk.entries.forEachIndexed { i, entry in
       let candidate = d.and(
         d.and(entry.valid, d.not(entry.leaf)),
@@ -203,8 +205,8 @@ func walk2D<N: NestedStage>(
         Update(
           happens: writes, address: located.physical, bits: d.word(1 << X86Bit.accessed),
           stage: .guest, level: Int(entry.level)))
-      updates += nested.accessedDirty(
-        d, located, purpose: .tableWrite, context: tableContext, happens: writes)
+      nested.accessedDirty(
+        d, located, purpose: .tableWrite, context: tableContext, happens: writes, into: &updates)
     }
   }
 
@@ -213,7 +215,7 @@ func walk2D<N: NestedStage>(
     kind: verdict.kind, code: verdict.code,
     address: d.select(verdict.decided, verdict.address, final.physical),
     linear: verdict.linear, rule: verdict.rule, stage: verdict.stage, level: verdict.level,
-    guestPageSize: walk?.pageSize ?? d.word(0),
+    guestPageSize: walk.pageSize,
     nestedPageSize: final.pageSize,
     guestRights: (guestUser, guestWritable, guestExecutable), guestKey: rights?.key ?? d.word(0),
     nestedRights: nestedRights, references: trace.references, referenceCount: trace.count,
