@@ -27,13 +27,13 @@ public struct Concrete: BitVectorDomain, Sendable {
   @inline(__always) public func bitNot(_ a: UInt64) -> UInt64 { ~a }
   /// `a &+ b`.
   @inline(__always) public func add(_ a: UInt64, _ b: UInt64) -> UInt64 { a &+ b }
-  /// `a << bits`.
+  /// `a << bits` (the protocol's constant amounts are 0…63, so the masking shift is exact).
   @inline(__always) public func shiftLeft(_ a: UInt64, _ bits: Int) -> UInt64 {
-    a << UInt64(bits)
+    a &<< UInt64(truncatingIfNeeded: bits)
   }
-  /// `a >> bits` (logical: `UInt64` is unsigned).
+  /// `a >> bits` (logical: `UInt64` is unsigned; amounts are 0…63 as for `shiftLeft`).
   @inline(__always) public func shiftRight(_ a: UInt64, _ bits: Int) -> UInt64 {
-    a >> UInt64(bits)
+    a &>> UInt64(truncatingIfNeeded: bits)
   }
   /// `a >> amount`, zero for amounts of 64 or more.
   @inline(__always) public func shiftRight(_ a: UInt64, by amount: UInt64) -> UInt64 {

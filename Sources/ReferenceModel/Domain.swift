@@ -135,10 +135,12 @@ extension BitVectorDomain {
 
 /// The constant with bits `width − 1 … 0` set; zero for a width of zero or less.
 @inline(__always) public func mask(width: Int) -> UInt64 {
-  width >= 64 ? ~0 : width <= 0 ? 0 : (1 << UInt64(width)) - 1
+  width >= 64 ? ~0 : width <= 0 ? 0 : (1 &<< UInt64(truncatingIfNeeded: width)) &- 1
 }
 
-/// The constant with bits `high … low` set (inclusive); zero when `high < low`.
+/// The constant with bits `high … low` set (inclusive, `low ≥ 0`); zero when `high < low`.
 @inline(__always) public func mask(_ high: Int, _ low: Int) -> UInt64 {
-  high < low ? 0 : mask(width: high - low + 1) << UInt64(low)
+  precondition(low >= 0, "bit positions are not negative")
+  return high < low || low >= 64
+    ? 0 : mask(width: high &- low &+ 1) &<< UInt64(truncatingIfNeeded: low)
 }

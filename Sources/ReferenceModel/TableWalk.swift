@@ -34,18 +34,24 @@ extension EntryFormat {
     }
   }
 
+  /// The mask of bits M-1:12: where an entry holds the next table or its frame.
+  @inline(__always)
+  var addressMask: UInt64 { mask(addressBits - 1, 12) }
+
   /// Bits M-1:12 of an entry: the next table, or (masked further by the page size) the frame.
   @inline(__always)
   func address(_ d: D, _ entry: D.Word) -> D.Word {
-    d.masked(entry, mask(addressBits - 1, 12))
+    d.masked(entry, addressMask)
   }
 }
 
 /// The index of `address` at `level`: bits 12+9(level−1) up, nine of them.
-func indexShift(level: Int) -> Int { 12 + 9 * (level - 1) }
+@inline(__always) func indexShift(level: Int) -> Int { 3 &+ 9 &* level }
 
 /// The size of the page a leaf at `level` maps: 4 KiB, 2 MiB, 1 GiB.
-func pageSize(level: Int) -> UInt64 { 1 << UInt64(indexShift(level: level)) }
+@inline(__always) func pageSize(level: Int) -> UInt64 {
+  1 &<< UInt64(truncatingIfNeeded: indexShift(level: level))
+}
 
 /// One entry the walk read.
 struct WalkedEntry<D: BitVectorDomain> {
@@ -126,6 +132,7 @@ struct FetchedEntry<D: BitVectorDomain> {
 /// `fetch(entryAddress, level, live)` reads one entry: a plain memory read for tables in host
 /// memory, or a nested translation and a read for guest tables (SEMANTICS §4.1 steps 3b–3c).
 /// `live` tells it whether the walk really reaches this read, so it can guard what it records.
+@inline(__always)
 func walkTables<F: EntryFormat>(
   _ d: F.D, _ format: F, root: F.D.Word, address: F.D.Word, enabled: F.D.Flag,
   fetch: (F.D.Word, Int, F.D.Flag) -> FetchedEntry<F.D>
@@ -136,6 +143,8 @@ func walkTables<F: EntryFormat>(
     stopLevel: d.word(0), physical: d.word(0), pageSize: d.word(0))
   var table = root
   var stopped = d.not(enabled)
+  // The format's address mask, computed once per walk rather than at every level.
+  let addressMask = format.addressMask
   var level = format.levels
   while level >= 1 {
     defer { level -= 1 }
@@ -167,13 +176,13 @@ func walkTables<F: EntryFormat>(
     walk.stopLevel = d.select(stopsHere, d.word(UInt64(level)), walk.stopLevel)
 
     let size = pageSize(level: level)
-    let frame = d.masked(entry, mask(format.addressBits - 1, indexShift(level: level)))
+    let frame = d.masked(entry, addressMask & ~(size &- 1))
     let mapped = d.bitOr(frame, d.masked(address, size - 1))
     walk.physical = d.select(isLeaf, mapped, walk.physical)
     walk.pageSize = d.select(isLeaf, d.word(size), walk.pageSize)
 
     stopped = d.or(stopped, stopsHere)
-    table = format.address(d, entry)
+    table = d.masked(entry, addressMask)  // format.address(d, entry)
   }
   return walk
 }
