@@ -132,15 +132,15 @@ struct ExplanationSearch {
   private(set) var outcomes: [Outcome] = []
   private(set) var explanations: [Explanation] = []
   private(set) var limitReached = false
-  /// The guest A/D bits of the walks that gave the observed outcome, whether or not their reads
-  /// fit the epochs: what a search that gives up before judging them all cannot rule out.
-  private(set) var unjudged: [UInt64: UInt64] = [:]
   private var runs = 0
   /// Copies of the oracle's memory as it is outside the search, for nested views: copying
   /// the whole memory per walk would dominate the search.
   private var spares: [FrameMemory] = []
   /// Walks one search may run before it gives up and accepts.
   static let runLimit = 2048
+  /// The guest accessed and dirty flags (bits 5 and 6 of an x86 entry).
+  static let accessedBit: UInt64 = 1 << 5
+  static let dirtyBit: UInt64 = 1 << 6
 
   init(oracle: Oracle, address: UInt64, access: Access, observed: Outcome) {
     self.oracle = oracle
@@ -180,27 +180,121 @@ struct ExplanationSearch {
 
   /// The values a word may be read with: every version it held, the current one (and, with
   /// uncertain A/D bits, the current one with them set).
-  private func options(_ word: UInt64, current: UInt64? = nil) -> [Option] {
+  ///
+  /// `ignoring` names bits no outcome of the read depends on (a nested entry's A/D bits: no
+  /// walk faults on them, they only decide whether the walk writes them, and no observation
+  /// or memory comparison depends on that, docs/fuzzing.md). Consecutive versions that differ
+  /// only in those bits are one option, read at any epoch of their joint interval, with the
+  /// latest one's value: the search need not branch on them. Without this, every host store
+  /// of a nested entry's own value (its A/D bits cleared) would double the nested walks of
+  /// every guest table (the nested false alarm of seed 1, operation 260,999).
+  private func options(_ word: UInt64, current: UInt64? = nil, ignoring mask: UInt64 = 0)
+    -> [Option]
+  {
     let value = current ?? oracle.model.state.memory[word]
     let unknown = oracle.uncertain[word]
     var result: [Option] = []
     if let versions = oracle.history.versions[word] {
       for index in versions.indices.dropLast() {
-        result.append(
-          Option(
-            value: versions[index].value, epochs: MemoryHistory.interval(versions, index),
-            current: false))
+        let epochs = MemoryHistory.interval(versions, index)
+        if mask != 0, let last = result.last,
+          (last.value ^ versions[index].value) & ~mask == 0
+        {
+          result[result.count - 1].value = versions[index].value
+          result[result.count - 1].epochs = last.epochs.lowerBound...epochs.upperBound
+          continue
+        }
+        result.append(Option(value: versions[index].value, epochs: epochs, current: false))
       }
-      let epochs = MemoryHistory.interval(versions, versions.count - 1)
+      var epochs = MemoryHistory.interval(versions, versions.count - 1)
+      if mask != 0, let last = result.last, (last.value ^ value) & ~mask == 0 {
+        result.removeLast()
+        epochs = last.epochs.lowerBound...epochs.upperBound
+      }
       result.append(Option(value: value, epochs: epochs, current: true))
-      if unknown != 0 {
+      if unknown & ~mask != 0 {
         result.append(Option(value: value | unknown, epochs: epochs, current: true))
       }
     } else {
       result.append(Option(value: value, epochs: Int.min...Int.max, current: true))
-      if unknown != 0 {
+      if unknown & ~mask != 0 {
         result.append(Option(value: value | unknown, epochs: Int.min...Int.max, current: true))
       }
+    }
+    return result
+  }
+
+  /// The guest A/D bits some walk of the address could write, whatever values it reads: A in
+  /// every guest entry it may read, D too in those that may be its leaf on a write. What a
+  /// search that gives up cannot rule out: the walk that happened may be one it did not run
+  /// (a translated write through stale nested entries sets the guest leaf's A and D, §1.8,
+  /// §6.1). An over-approximation by entry layout (present bit, page-size bit) alone: from every
+  /// root the current context had, each entry is followed through every value it held, and each
+  /// guest table's guest-physical address through every value its nested entries held; rights
+  /// and reserved bits are not looked at.
+  func unjudged() -> [UInt64: UInt64] {
+    let levels = oracle.guestLevels
+    guard levels > 0 else { return [:] }
+    let guestMask = EntryMasks.address(bits: oracle.processor.physicalAddressBits)
+    let write = access.kind == .write
+    var result: [UInt64: UInt64] = [:]
+    let windows = oracle.timeline.windows(oracle.linearContext, within: Int.min...now)
+    var tables = Set(windows.map { $0.root & guestMask })
+    tables.insert(oracle.model.state.guest.root & guestMask)
+    for level in stride(from: levels, through: 1, by: -1) {
+      var next: Set<UInt64> = []
+      let index = address >> UInt64(12 + 9 * (level - 1)) & 0x1FF
+      for table in tables {
+        for entry in hostAddresses(table | index << 3) {
+          var bits: UInt64 = 0
+          for value in values(entry) where value & 1 != 0 {
+            bits |= Self.accessedBit
+            if level == 1 || level <= 3 && value >> 7 & 1 == 1 {
+              bits |= write ? Self.dirtyBit : 0
+            } else {
+              next.insert(value & guestMask)
+            }
+          }
+          if bits != 0 { result[entry, default: 0] |= bits }
+        }
+      }
+      tables = next
+    }
+    return result
+  }
+
+  /// Every value the word held in its history, and its current one.
+  private func values(_ word: UInt64) -> Set<UInt64> {
+    var result: Set<UInt64> = [oracle.model.state.memory[word]]
+    for version in oracle.history.versions[word] ?? [] { result.insert(version.value) }
+    return result
+  }
+
+  /// Every host address a nested walk of `gpa` may give over any values its entries held, by
+  /// entry layout (present bits, page-size bit); `gpa` itself without a nested stage.
+  private func hostAddresses(_ gpa: UInt64) -> Set<UInt64> {
+    let levels = oracle.model.state.configuration.nestedLevels
+    guard levels > 0 else { return [gpa] }
+    let mask = EntryMasks.address(bits: oracle.nestedAddressBits)
+    let ept: Bool
+    if case .ept = oracle.model.state.configuration.nested { ept = true } else { ept = false }
+    var tables: Set<UInt64> = [oracle.nestedRoot]
+    var result: Set<UInt64> = []
+    for level in stride(from: levels, through: 1, by: -1) {
+      var next: Set<UInt64> = []
+      let shift = UInt64(12 + 9 * (level - 1))
+      let size: UInt64 = 1 << shift
+      for table in tables {
+        for value in values(table | (gpa >> shift & 0x1FF) << 3)
+        where value & (ept ? 7 : 1) != 0 {
+          if level == 1 || level <= 3 && value >> 7 & 1 == 1 {
+            result.insert(value & mask & ~(size - 1) | gpa & (size - 1))
+          } else {
+            next.insert(value & mask)
+          }
+        }
+      }
+      tables = next
     }
     return result
   }
@@ -240,7 +334,7 @@ struct ExplanationSearch {
   }
 
   private mutating func visit(_ candidate: Candidate) {
-    guard runs < Self.runLimit else {
+    guard runs < oracle.searchWalkLimit else {
       limitReached = true
       return
     }
@@ -343,7 +437,9 @@ struct ExplanationSearch {
         chosen = pinned
       } else {
         let overlaid = saved.first { $0.word == reference.address }?.value
-        let all = options(reference.address, current: overlaid)
+        let all = options(
+          reference.address, current: overlaid,
+          ignoring: key == nil ? 0 : oracle.nestedAccessedDirtyMask)
         guard let fallback = all.first(where: { $0.current }) else {
           feasible = false
           break
@@ -387,10 +483,6 @@ struct ExplanationSearch {
         walk, guest: guest, guestFeasible: guestFeasible, nested: nested,
         lastNestedKey: lastNestedKey, linearContext: linearContext,
         physicalContext: physicalContext, leafValue: lastGuestValue ?? 0)
-    }
-    if walk.outcome == observed {
-      var discarded: [UInt64: UInt64] = [:]
-      Self.collect(walk.performedUpdates, seen: seen, into: &unjudged, nested: &discarded)
     }
     if feasible {
       let stale =

@@ -23,6 +23,9 @@ public final class Oracle {
   public var preferredChoices: Choices<Concrete>
   /// What the oracle did so far.
   public internal(set) var statistics = OracleStatistics()
+  /// Walks the explanation search of one access may run before it gives up and accepts
+  /// (``Oracle/searchLimit`` unless lowered, as tests do to exercise a search that gives up).
+  public var searchWalkLimit = Oracle.searchLimit
 
   /// The machine now: memory, the guest's controls and the nested dimension, as the model
   /// reads them (under paravirtualization: the machine-frame tables, no nested stage).
@@ -219,6 +222,16 @@ public final class Oracle {
       guard let leaf = translation.references.last else { return nil }
       let size: UInt64 = 1 << UInt64(12 + 9 * (leaf.level - 1))
       return leaf.value & EntryMasks.address(bits: bits) & ~(size - 1) | gpa & (size - 1)
+    }
+  }
+
+  /// The accessed and dirty bits of a nested entry (EPT bits 8 and 9, NPT bits 5 and 6; none
+  /// without a nested stage): no walk's outcome depends on them.
+  var nestedAccessedDirtyMask: UInt64 {
+    switch nested {
+    case .ept: EntryMasks.eptAccessedDirty
+    case .npt: EntryMasks.accessedDirty
+    case .none: 0
     }
   }
 
