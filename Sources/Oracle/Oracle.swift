@@ -161,9 +161,10 @@ public final class Oracle {
   /// The nested tables are memory too, and their A/D bits (bit 5 and 6 of an EPT entry are
   /// memory-type bits) may be uncertain: when the backing differs with the uncertain bits set,
   /// both are allowed, and the result the target reported for the operation being judged
-  /// picks one (an unbacked refusal the missing backing, anything else the other). The bits
-  /// stay uncertain.
-  func backing(_ gpa: UInt64) -> UInt64? {
+  /// picks one (an unbacked refusal the missing backing, anything else the other; in a batch,
+  /// the update at `batchIndex` is the refused one only if the target applied all before it and
+  /// reported a failure). The bits stay uncertain.
+  func backing(_ gpa: UInt64, batchIndex: Int? = nil) -> UInt64? {
     statistics.walks += 1
     let known = Self.backing(gpa, model: model, nested: nested)
     guard !uncertain.isEmpty, let observed = pendingObservation else { return known }
@@ -180,7 +181,7 @@ public final class Oracle {
     let unbacked: Bool
     switch observed {
     case .refused(.unbackedGuestPhysical): unbacked = true
-    case .batch(let status, _): unbacked = status != 0
+    case .batch(let status, let applied): unbacked = status != 0 && applied == batchIndex
     default: unbacked = false
     }
     return unbacked ? (known == nil ? known : other) : (known ?? other)

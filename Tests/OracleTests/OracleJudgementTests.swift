@@ -350,6 +350,61 @@ extension Outcome {
   }
 }
 
+/// A batch's updates each go through the nested configuration as it is when the update is
+/// made; where uncertain bits make a backing ambiguous, the target's report picks it: an update
+/// before the one the target refused was backed (docs/fuzzing.md, "how the oracle decides").
+@Suite struct BatchBackingTests {
+  /// A shadow-paging replay (5-level guest over 5-level EPT with mode-based execute), without
+  /// the words no operation reads.
+  static let header = [
+    #"{"format":"nestcheck-replay","version":1,"target":"fast-mmu:shadow","mode":"shadow","#,
+    #""state":{"format":"nestcheck-state","version":1,"processor":{"vendor":"intel","#,
+    #""physicalAddressBits":39,"gigabytePages":true},"guest":{"cr0":"0x80010011","#,
+    #""cr3":"0x1000","cr4":"0x400020","efer":"0xd00","rflags":"0x2","pkru":"0x0","#,
+    #""pkrs":"0x54d3"},"nested":{"kind":"ept","eptp":"0x80000026","#,
+    #""physicalAddressBits":46,"executeOnly":false,"gigabytePages":true,"#,
+    #""modeBasedExecute":true},"memory":{"0x80000000":"0x80001407","#,
+    #""0x80001000":"0x80002407","0x80002000":"0x80003407","0x80003000":"0x80004407","#,
+    #""0x80003008":"0x80005407","0x80004008":"0x100001437","0x80004010":"0x100002437","#,
+    #""0x80004018":"0x100003437","0x80005010":"0x100202437","0x100001300":"0x2007","#,
+    #""0x100002628":"0x3007"}}}"#,
+  ].joined()
+
+  /// Found by the shadow campaign (seed 1, episode 18), shrunk: a 1-GiB EPT leaf maps
+  /// guest-physical 0 onto the EPT root table, so a guest walk may set A (bit 5, a reserved bit
+  /// of the EPT root entry) there; a search that gives up leaves it uncertain, and the first
+  /// update of the last batch, which the target applies before refusing the second, is backed
+  /// whichever way that bit is.
+  static let operations = [
+    #"{"op":"access","address":"0x303140800000","kind":"read"}"#,
+    #"{"op":"paravirtual-batch","updates":[{"entry":"0x2628","value":"0x1"}]}"#,
+    #"{"op":"write-guest","address":"0x2628","value":"0x3001"}"#,
+    #"{"op":"write-host","address":"0x80001000","value":"0x80002001"}"#,
+    #"{"op":"paravirtual-batch","updates":[{"entry":"0x2628","value":"0x3003"},"#
+      + #"{"entry":"0x3020","value":"0x1"}]}"#,
+    #"{"op":"write-host","address":"0x80003000","value":"0x80004081"}"#,
+    #"{"op":"access","address":"0x303140800000","kind":"read"}"#,
+    #"{"op":"paravirtual-batch","updates":[{"entry":"0x202628","value":"0x0"},"#
+      + #"{"entry":"0x0","value":"0x0"}]}"#,
+  ]
+
+  @Test func anUpdateBeforeTheRefusedOneWasBacked() throws {
+    let replay = try Replay.load(([Self.header] + Self.operations).joined(separator: "\n"))
+    let oracle = try Oracle(mode: .shadow, state: replay.state)
+    oracle.searchWalkLimit = 1
+    let target = FastMMUTarget(mode: .shadow)
+    try target.reset(to: replay.state)
+    var results: [TraceResult] = []
+    for (index, operation) in replay.operations.enumerated() {
+      let observed = try target.apply(operation)
+      results.append(observed.result)
+      #expect(oracle.check(operation, observed) == .agrees, "operation \(index)")
+    }
+    #expect(results.last == .batch(status: TraceResult.invalidStatus, applied: 1))
+    #expect(oracle.statistics.searchLimitReached > 0, "a search gave up")
+  }
+}
+
 /// A combined translation cached and not invalidated may be used without an A/D write, and an
 /// explanation search that gives up before reaching the walk reading it must not make the
 /// A/D writes of the walks it did judge certain (SEMANTICS §6.1: a TLB hit writes no A/D).
