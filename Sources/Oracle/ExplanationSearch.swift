@@ -37,7 +37,7 @@ struct ExplanationSearch {
   /// A value a word may be read with, and the epochs during which it held it.
   struct Option: Hashable {
     var value: UInt64
-    var epochs: ClosedRange<Int>
+    var epochs: Epochs
     /// The word holds this value now (possibly with uncertain A/D bits resolved as set).
     var current: Bool
   }
@@ -119,9 +119,9 @@ struct ExplanationSearch {
 
   /// Per chain (the guest walk, or one nested walk): the feasible epochs of the last read.
   struct Chain {
-    var top: ClosedRange<Int>
+    var top: Epochs
     var level = 0
-    var feasible: ClosedRange<Int>? = nil
+    var feasible: Epochs? = nil
   }
 
   let oracle: Oracle
@@ -183,43 +183,39 @@ struct ExplanationSearch {
   ///
   /// `ignoring` names bits no outcome of the read depends on (a nested entry's A/D bits: no
   /// walk faults on them, they only decide whether the walk writes them, and no observation
-  /// or memory comparison depends on that, docs/fuzzing.md). Consecutive versions that differ
-  /// only in those bits are one option, read at any epoch of their joint interval, with the
-  /// latest one's value: the search need not branch on them. Without this, every host store
-  /// of a nested entry's own value (its A/D bits cleared) would double the nested walks of
-  /// every guest table (the nested false alarm of seed 1, operation 260,999).
+  /// or memory comparison depends on that, docs/fuzzing.md). Versions equal but for those bits
+  /// are then one option, read at any of their epochs, with the latest one's value; with them,
+  /// versions of equal value (a value stored back) too: the search need not branch on them.
+  /// Without this, every host store of a nested entry's own value (its A/D bits cleared) would
+  /// double the nested walks of every guest table (the nested false alarm of seed 1, operation
+  /// 260,999). Guest reads are not merged: whether a walk's A/D write lands depends on whether
+  /// the value it read is still the current one.
   private func options(_ word: UInt64, current: UInt64? = nil, ignoring mask: UInt64 = 0)
     -> [Option]
   {
     let value = current ?? oracle.model.state.memory[word]
     let unknown = oracle.uncertain[word]
     var result: [Option] = []
+    var currentEpochs = Epochs(Int.min...Int.max)
     if let versions = oracle.history.versions[word] {
-      for index in versions.indices.dropLast() {
-        let epochs = MemoryHistory.interval(versions, index)
-        if mask != 0, let last = result.last,
-          (last.value ^ versions[index].value) & ~mask == 0
-        {
-          result[result.count - 1].value = versions[index].value
-          result[result.count - 1].epochs = last.epochs.lowerBound...epochs.upperBound
-          continue
+      for index in versions.indices {
+        let last = index == versions.count - 1
+        let held = last ? value : versions[index].value
+        let epochs = Epochs(MemoryHistory.interval(versions, index))
+        if mask != 0, let same = result.firstIndex(where: { ($0.value ^ held) & ~mask == 0 }) {
+          result[same].value = held
+          result[same].epochs = result[same].epochs.union(epochs)
+          result[same].current = last
+        } else {
+          result.append(Option(value: held, epochs: epochs, current: last))
         }
-        result.append(Option(value: versions[index].value, epochs: epochs, current: false))
       }
-      var epochs = MemoryHistory.interval(versions, versions.count - 1)
-      if mask != 0, let last = result.last, (last.value ^ value) & ~mask == 0 {
-        result.removeLast()
-        epochs = last.epochs.lowerBound...epochs.upperBound
-      }
-      result.append(Option(value: value, epochs: epochs, current: true))
-      if unknown & ~mask != 0 {
-        result.append(Option(value: value | unknown, epochs: epochs, current: true))
-      }
+      currentEpochs = Epochs(MemoryHistory.interval(versions, versions.count - 1))
     } else {
-      result.append(Option(value: value, epochs: Int.min...Int.max, current: true))
-      if unknown & ~mask != 0 {
-        result.append(Option(value: value | unknown, epochs: Int.min...Int.max, current: true))
-      }
+      result.append(Option(value: value, epochs: currentEpochs, current: true))
+    }
+    if unknown & ~mask != 0 {
+      result.append(Option(value: value | unknown, epochs: currentEpochs, current: true))
     }
     return result
   }
@@ -302,14 +298,26 @@ struct ExplanationSearch {
   /// The window of epochs in which the next read of a chain may happen (§6.1: the level above
   /// survives in its paging-structure cache until then).
   private func window(_ chain: Chain, log: InvalidationLog, address: UInt64, context: CacheContext)
-    -> ClosedRange<Int>?
+    -> Epochs?
   {
     guard let feasible = chain.feasible else { return chain.top }
-    let kill = log.nextKill(
-      after: feasible.upperBound, .pagingStructure(level: chain.level), address: address,
-      context: context)
-    let upper = kill == Int.max ? Int.max : kill - 1
-    return feasible.lowerBound <= upper ? feasible.lowerBound...upper : nil
+    if feasible.isInterval {
+      let read = feasible.hull
+      let kill = log.nextKill(
+        after: read.upperBound, .pagingStructure(level: chain.level), address: address,
+        context: context)
+      let upper = kill == Int.max ? Int.max : kill - 1
+      return read.lowerBound <= upper ? Epochs(read.lowerBound...upper) : nil
+    }
+    var windows: [ClosedRange<Int>] = []
+    for read in feasible.ranges {
+      let kill = log.nextKill(
+        after: read.upperBound, .pagingStructure(level: chain.level), address: address,
+        context: context)
+      let upper = kill == Int.max ? Int.max : kill - 1
+      if read.lowerBound <= upper { windows.append(read.lowerBound...upper) }
+    }
+    return Epochs(union: windows)
   }
 
   /// Whether the chain's last read may be used at some epoch of `use`: read then, or (when
@@ -320,17 +328,22 @@ struct ExplanationSearch {
   ) -> Bool {
     guard let feasible = chain.feasible else { return chain.top.overlaps(use) }
     if feasible.overlaps(use) { return true }
-    guard cached, feasible.lowerBound <= use.upperBound else { return false }
-    let kill = log.nextKill(
-      after: feasible.upperBound, .translation(leafLevel: chain.level, global: global),
-      address: address, context: context)
-    return kill > max(use.lowerBound, feasible.upperBound + 1)
-  }
-
-  private static func intersect(_ a: ClosedRange<Int>, _ b: ClosedRange<Int>) -> ClosedRange<Int>? {
-    let low = max(a.lowerBound, b.lowerBound)
-    let high = min(a.upperBound, b.upperBound)
-    return low <= high ? low...high : nil
+    guard cached else { return false }
+    if feasible.isInterval {
+      let read = feasible.hull
+      guard read.upperBound < use.lowerBound else { return false }
+      let kill = log.nextKill(
+        after: read.upperBound, .translation(leafLevel: chain.level, global: global),
+        address: address, context: context)
+      return kill > max(use.lowerBound, read.upperBound + 1)
+    }
+    for read in feasible.ranges where read.upperBound < use.lowerBound {
+      let kill = log.nextKill(
+        after: read.upperBound, .translation(leafLevel: chain.level, global: global),
+        address: address, context: context)
+      if kill > max(use.lowerBound, read.upperBound + 1) { return true }
+    }
+    return false
   }
 
   private mutating func visit(_ candidate: Candidate) {
@@ -384,17 +397,17 @@ struct ExplanationSearch {
     var children: [Candidate] = []
     var seen = candidate.pins
     var seenNested = candidate.nestedPins
-    var guest = Chain(top: candidate.rootEpochs)
+    var guest = Chain(top: Epochs(candidate.rootEpochs))
     var nested = NestedChains()
     var lastNestedKey: Int? = nil
     var lastGuestValue: UInt64? = nil
-    var guestFeasible: [ClosedRange<Int>?] = Array(repeating: nil, count: 6)
+    var guestFeasible: [Epochs?] = Array(repeating: nil, count: 6)
     var feasible = true
 
     for reference in walk.references {
       // The chain the read belongs to, and the window of epochs it may happen in.
       let key: Int?
-      let available: ClosedRange<Int>?
+      let available: Epochs?
       var gpa: UInt64 = 0
       switch reference.stage {
       case .guest:
@@ -419,10 +432,10 @@ struct ExplanationSearch {
               ? candidate.root : (lastGuestValue ?? 0) & EntryMasks.address(bits: guestBits)
             translated = table | (address >> UInt64(12 + 9 * (walkKey - 1)) & 0x1FF) << 3
           }
-          nested[walkKey] = (Chain(top: Int.min...now), translated)
+          nested[walkKey] = (Chain(top: Epochs(Int.min...now)), translated)
         }
         lastNestedKey = walkKey
-        let entry = nested[walkKey] ?? (Chain(top: Int.min...now), 0)
+        let entry = nested[walkKey] ?? (Chain(top: Epochs(Int.min...now)), 0)
         gpa = entry.gpa
         available = window(
           entry.chain, log: oracle.physical, address: entry.gpa, context: physicalContext)
@@ -445,7 +458,7 @@ struct ExplanationSearch {
           break
         }
         for option in all where option != fallback {
-          guard Self.intersect(available, option.epochs) != nil else { continue }
+          guard available.intersection(option.epochs) != nil else { continue }
           var child = candidate
           child.pins = seen
           child.nestedPins = seenNested
@@ -463,7 +476,7 @@ struct ExplanationSearch {
           seenNested.set(gpa, reference.address, fallback)
         }
       }
-      guard let narrowed = Self.intersect(available, chosen.epochs) else {
+      guard let narrowed = available.intersection(chosen.epochs) else {
         feasible = false
         break
       }
@@ -509,7 +522,7 @@ struct ExplanationSearch {
   /// the next table), the final translation until the leaf was (a combined TLB entry keeps the
   /// host address); a nested walk the access stopped at was read now.
   private func endsNow(
-    _ walk: Translation<Concrete>, guest: Chain, guestFeasible: [ClosedRange<Int>?],
+    _ walk: Translation<Concrete>, guest: Chain, guestFeasible: [Epochs?],
     nested: NestedChains, lastNestedKey: Int?,
     linearContext: CacheContext, physicalContext: CacheContext, leafValue: UInt64
   ) -> Bool {
@@ -554,6 +567,7 @@ struct ExplanationSearch {
         let killed = oracle.linear.lastKill(
           .translation(leafLevel: guest.level, global: global), address: address,
           context: linearContext)
+        // (The guest chain's reads are single intervals: guest options are never merged.)
         let low = max(read.lowerBound, killed)
         let high = min(read.upperBound, now)
         guard low <= high else { return false }
