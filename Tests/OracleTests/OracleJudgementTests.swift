@@ -350,6 +350,35 @@ extension Outcome {
   }
 }
 
+/// A nested entry's values held at separate times are one option of the explanation search
+/// (docs/fuzzing.md, "how the oracle decides"): its cost grows with the distinct values, not
+/// with the stores.
+@Suite struct NestedVersionMergingTests {
+  @Test func aNestedEntryStoredBackAndForthDoesNotMultiplyTheSearch() throws {
+    // The NPT root entry is made read-only and writable again, nine versions of two values,
+    // without a flush; every nested walk of the repeated read's six may have cached any.
+    var operations = [#"{"op":"access","address":"0x800ac0000000","kind":"read"}"#]
+    for _ in 0..<4 {
+      operations.append(#"{"op":"write-host","address":"0x80000000","value":"0x80001005"}"#)
+      operations.append(#"{"op":"write-host","address":"0x80000000","value":"0x80001007"}"#)
+    }
+    operations.append(#"{"op":"access","address":"0x800ac0000000","kind":"read"}"#)
+    let replay = try Replay.load(
+      ([UnfinishedSearchTests.header] + operations).joined(separator: "\n"))
+    let oracle = try Oracle(mode: .nested, state: replay.state)
+    let target = FastMMUTarget(mode: .nested)
+    try target.reset(to: replay.state)
+    var searchedBefore = 0
+    for (index, operation) in replay.operations.enumerated() {
+      searchedBefore = oracle.statistics.searchedAccesses
+      let observed = try target.apply(operation)
+      #expect(oracle.check(operation, observed) == .agrees, "operation \(index)")
+    }
+    #expect(oracle.statistics.searchedAccesses == searchedBefore + 1, "the last read searched")
+    #expect(oracle.statistics.searchLimitReached == 0, "the search did not give up")
+  }
+}
+
 /// A batch's updates each go through the nested configuration as it is when the update is
 /// made; where uncertain bits make a backing ambiguous, the target's report picks it: an update
 /// before the one the target refused was backed (docs/fuzzing.md, "how the oracle decides").
