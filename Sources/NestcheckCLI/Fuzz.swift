@@ -174,8 +174,8 @@ struct Fuzz: ParsableCommand {
           + String(format: "%.1f s", report.seconds) + ", \(report.findings.count) failures, "
           + "\(report.outcomeClasses.count) outcome classes; oracle: \(s.freshAccesses) of "
           + "\(s.accesses) accesses explained by the fresh walk, \(s.staleAccesses) only by a "
-          + "stale translation, \(s.searchLimitReached) accepted unjudged (explanation search "
-          + "limit of \(Oracle.searchLimit) walks reached)")
+          + "stale translation, \(s.searchLimitReached) searches given up at \(Oracle.searchLimit) "
+          + "walks (accepted, their A/D writes left uncertain)")
     }
     if !report.findings.isEmpty || !failures.isEmpty {
       throw ExitCode(NestcheckExit.failed.rawValue)

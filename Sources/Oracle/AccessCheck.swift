@@ -43,7 +43,7 @@ extension Oracle {
         )
       }
     }
-    if search.explained {
+    if search.explained && !search.limitReached {
       if !search.explanations.contains(where: { !$0.stale }) { statistics.staleAccesses += 1 }
       apply(search.explanations, fault: outcome.isFault)
       faulted(address, outcome)
@@ -57,10 +57,18 @@ extension Oracle {
         fresh.performedUpdates, seen: ExplanationSearch.Pins(), into: &unsure.possible,
         nested: &nested)
       unsure.nested = nested
-      // A walk the search ran that gives the observed outcome may be the one that happened: a
-      // translated write through stale nested entries still sets the guest leaf's A and D
-      // (§1.8, §6.1), which the faulting fresh walk does not.
-      for (word, bits) in search.unjudged { unsure.possible[word, default: 0] |= bits }
+      // The search gave up before judging every assignment, so what the walk that happened
+      // wrote is not known: it may be one the search did not run (a translated write through
+      // stale nested entries still sets the guest leaf's A and D, which the faulting fresh walk
+      // does not, §1.8, §6.1), and the explanations found so far are not all there are (one
+      // reading a cached entry older than those tried may write no A/D bit). Every A/D bit any
+      // walk of the address could write is possible.
+      for (word, bits) in search.unjudged() { unsure.possible[word, default: 0] |= bits }
+      for explanation in search.explanations {
+        for (word, bits) in explanation.certain { unsure.possible[word, default: 0] |= bits }
+        for (word, bits) in explanation.possible { unsure.possible[word, default: 0] |= bits }
+        for (word, bits) in explanation.nested { unsure.nested[word, default: 0] |= bits }
+      }
       apply([unsure], fault: true)
       faulted(address, outcome)
       return .agrees

@@ -37,7 +37,7 @@ struct ExplanationSearch {
   /// A value a word may be read with, and the epochs during which it held it.
   struct Option: Hashable {
     var value: UInt64
-    var epochs: ClosedRange<Int>
+    var epochs: Epochs
     /// The word holds this value now (possibly with uncertain A/D bits resolved as set).
     var current: Bool
   }
@@ -119,9 +119,9 @@ struct ExplanationSearch {
 
   /// Per chain (the guest walk, or one nested walk): the feasible epochs of the last read.
   struct Chain {
-    var top: ClosedRange<Int>
+    var top: Epochs
     var level = 0
-    var feasible: ClosedRange<Int>? = nil
+    var feasible: Epochs? = nil
   }
 
   let oracle: Oracle
@@ -132,15 +132,15 @@ struct ExplanationSearch {
   private(set) var outcomes: [Outcome] = []
   private(set) var explanations: [Explanation] = []
   private(set) var limitReached = false
-  /// The guest A/D bits of the walks that gave the observed outcome, whether or not their reads
-  /// fit the epochs: what a search that gives up before judging them all cannot rule out.
-  private(set) var unjudged: [UInt64: UInt64] = [:]
   private var runs = 0
   /// Copies of the oracle's memory as it is outside the search, for nested views: copying
   /// the whole memory per walk would dominate the search.
   private var spares: [FrameMemory] = []
   /// Walks one search may run before it gives up and accepts.
   static let runLimit = 2048
+  /// The guest accessed and dirty flags (bits 5 and 6 of an x86 entry).
+  static let accessedBit: UInt64 = 1 << 5
+  static let dirtyBit: UInt64 = 1 << 6
 
   init(oracle: Oracle, address: UInt64, access: Access, observed: Outcome) {
     self.oracle = oracle
@@ -180,27 +180,117 @@ struct ExplanationSearch {
 
   /// The values a word may be read with: every version it held, the current one (and, with
   /// uncertain A/D bits, the current one with them set).
-  private func options(_ word: UInt64, current: UInt64? = nil) -> [Option] {
+  ///
+  /// `ignoring` names bits no outcome of the read depends on (a nested entry's A/D bits: no
+  /// walk faults on them, they only decide whether the walk writes them, and no observation
+  /// or memory comparison depends on that, docs/fuzzing.md). Versions equal but for those bits
+  /// are then one option, read at any of their epochs, with the latest one's value; with them,
+  /// versions of equal value (a value stored back) too: the search need not branch on them.
+  /// Without this, every host store of a nested entry's own value (its A/D bits cleared) would
+  /// double the nested walks of every guest table (the nested false alarm of seed 1, operation
+  /// 260,999). Guest reads are not merged: whether a walk's A/D write lands depends on whether
+  /// the value it read is still the current one.
+  private func options(_ word: UInt64, current: UInt64? = nil, ignoring mask: UInt64 = 0)
+    -> [Option]
+  {
     let value = current ?? oracle.model.state.memory[word]
     let unknown = oracle.uncertain[word]
     var result: [Option] = []
+    var currentEpochs = Epochs(Int.min...Int.max)
     if let versions = oracle.history.versions[word] {
-      for index in versions.indices.dropLast() {
-        result.append(
-          Option(
-            value: versions[index].value, epochs: MemoryHistory.interval(versions, index),
-            current: false))
+      for index in versions.indices {
+        let last = index == versions.count - 1
+        let held = last ? value : versions[index].value
+        let epochs = Epochs(MemoryHistory.interval(versions, index))
+        if mask != 0, let same = result.firstIndex(where: { ($0.value ^ held) & ~mask == 0 }) {
+          result[same].value = held
+          result[same].epochs = result[same].epochs.union(epochs)
+          result[same].current = last
+        } else {
+          result.append(Option(value: held, epochs: epochs, current: last))
+        }
       }
-      let epochs = MemoryHistory.interval(versions, versions.count - 1)
-      result.append(Option(value: value, epochs: epochs, current: true))
-      if unknown != 0 {
-        result.append(Option(value: value | unknown, epochs: epochs, current: true))
-      }
+      currentEpochs = Epochs(MemoryHistory.interval(versions, versions.count - 1))
     } else {
-      result.append(Option(value: value, epochs: Int.min...Int.max, current: true))
-      if unknown != 0 {
-        result.append(Option(value: value | unknown, epochs: Int.min...Int.max, current: true))
+      result.append(Option(value: value, epochs: currentEpochs, current: true))
+    }
+    if unknown & ~mask != 0 {
+      result.append(Option(value: value | unknown, epochs: currentEpochs, current: true))
+    }
+    return result
+  }
+
+  /// The guest A/D bits some walk of the address could write, whatever values it reads: A in
+  /// every guest entry it may read, D too in those that may be its leaf on a write. What a
+  /// search that gives up cannot rule out: the walk that happened may be one it did not run
+  /// (a translated write through stale nested entries sets the guest leaf's A and D, §1.8,
+  /// §6.1). An over-approximation by entry layout (present bit, page-size bit) alone: from every
+  /// root the current context had, each entry is followed through every value it held, and each
+  /// guest table's guest-physical address through every value its nested entries held; rights
+  /// and reserved bits are not looked at.
+  func unjudged() -> [UInt64: UInt64] {
+    let levels = oracle.guestLevels
+    guard levels > 0 else { return [:] }
+    let guestMask = EntryMasks.address(bits: oracle.processor.physicalAddressBits)
+    let write = access.kind == .write
+    var result: [UInt64: UInt64] = [:]
+    let windows = oracle.timeline.windows(oracle.linearContext, within: Int.min...now)
+    var tables = Set(windows.map { $0.root & guestMask })
+    tables.insert(oracle.model.state.guest.root & guestMask)
+    for level in stride(from: levels, through: 1, by: -1) {
+      var next: Set<UInt64> = []
+      let index = address >> UInt64(12 + 9 * (level - 1)) & 0x1FF
+      for table in tables {
+        for entry in hostAddresses(table | index << 3) {
+          var bits: UInt64 = 0
+          for value in values(entry) where value & 1 != 0 {
+            bits |= Self.accessedBit
+            if level == 1 || level <= 3 && value >> 7 & 1 == 1 {
+              bits |= write ? Self.dirtyBit : 0
+            } else {
+              next.insert(value & guestMask)
+            }
+          }
+          if bits != 0 { result[entry, default: 0] |= bits }
+        }
       }
+      tables = next
+    }
+    return result
+  }
+
+  /// Every value the word held in its history, and its current one.
+  private func values(_ word: UInt64) -> Set<UInt64> {
+    var result: Set<UInt64> = [oracle.model.state.memory[word]]
+    for version in oracle.history.versions[word] ?? [] { result.insert(version.value) }
+    return result
+  }
+
+  /// Every host address a nested walk of `gpa` may give over any values its entries held, by
+  /// entry layout (present bits, page-size bit); `gpa` itself without a nested stage.
+  private func hostAddresses(_ gpa: UInt64) -> Set<UInt64> {
+    let levels = oracle.model.state.configuration.nestedLevels
+    guard levels > 0 else { return [gpa] }
+    let mask = EntryMasks.address(bits: oracle.nestedAddressBits)
+    let ept: Bool
+    if case .ept = oracle.model.state.configuration.nested { ept = true } else { ept = false }
+    var tables: Set<UInt64> = [oracle.nestedRoot]
+    var result: Set<UInt64> = []
+    for level in stride(from: levels, through: 1, by: -1) {
+      var next: Set<UInt64> = []
+      let shift = UInt64(12 + 9 * (level - 1))
+      let size: UInt64 = 1 << shift
+      for table in tables {
+        for value in values(table | (gpa >> shift & 0x1FF) << 3)
+        where value & (ept ? 7 : 1) != 0 {
+          if level == 1 || level <= 3 && value >> 7 & 1 == 1 {
+            result.insert(value & mask & ~(size - 1) | gpa & (size - 1))
+          } else {
+            next.insert(value & mask)
+          }
+        }
+      }
+      tables = next
     }
     return result
   }
@@ -208,14 +298,26 @@ struct ExplanationSearch {
   /// The window of epochs in which the next read of a chain may happen (§6.1: the level above
   /// survives in its paging-structure cache until then).
   private func window(_ chain: Chain, log: InvalidationLog, address: UInt64, context: CacheContext)
-    -> ClosedRange<Int>?
+    -> Epochs?
   {
     guard let feasible = chain.feasible else { return chain.top }
-    let kill = log.nextKill(
-      after: feasible.upperBound, .pagingStructure(level: chain.level), address: address,
-      context: context)
-    let upper = kill == Int.max ? Int.max : kill - 1
-    return feasible.lowerBound <= upper ? feasible.lowerBound...upper : nil
+    if feasible.isInterval {
+      let read = feasible.hull
+      let kill = log.nextKill(
+        after: read.upperBound, .pagingStructure(level: chain.level), address: address,
+        context: context)
+      let upper = kill == Int.max ? Int.max : kill - 1
+      return read.lowerBound <= upper ? Epochs(read.lowerBound...upper) : nil
+    }
+    var windows: [ClosedRange<Int>] = []
+    for read in feasible.ranges {
+      let kill = log.nextKill(
+        after: read.upperBound, .pagingStructure(level: chain.level), address: address,
+        context: context)
+      let upper = kill == Int.max ? Int.max : kill - 1
+      if read.lowerBound <= upper { windows.append(read.lowerBound...upper) }
+    }
+    return Epochs(union: windows)
   }
 
   /// Whether the chain's last read may be used at some epoch of `use`: read then, or (when
@@ -226,21 +328,26 @@ struct ExplanationSearch {
   ) -> Bool {
     guard let feasible = chain.feasible else { return chain.top.overlaps(use) }
     if feasible.overlaps(use) { return true }
-    guard cached, feasible.lowerBound <= use.upperBound else { return false }
-    let kill = log.nextKill(
-      after: feasible.upperBound, .translation(leafLevel: chain.level, global: global),
-      address: address, context: context)
-    return kill > max(use.lowerBound, feasible.upperBound + 1)
-  }
-
-  private static func intersect(_ a: ClosedRange<Int>, _ b: ClosedRange<Int>) -> ClosedRange<Int>? {
-    let low = max(a.lowerBound, b.lowerBound)
-    let high = min(a.upperBound, b.upperBound)
-    return low <= high ? low...high : nil
+    guard cached else { return false }
+    if feasible.isInterval {
+      let read = feasible.hull
+      guard read.upperBound < use.lowerBound else { return false }
+      let kill = log.nextKill(
+        after: read.upperBound, .translation(leafLevel: chain.level, global: global),
+        address: address, context: context)
+      return kill > max(use.lowerBound, read.upperBound + 1)
+    }
+    for read in feasible.ranges where read.upperBound < use.lowerBound {
+      let kill = log.nextKill(
+        after: read.upperBound, .translation(leafLevel: chain.level, global: global),
+        address: address, context: context)
+      if kill > max(use.lowerBound, read.upperBound + 1) { return true }
+    }
+    return false
   }
 
   private mutating func visit(_ candidate: Candidate) {
-    guard runs < Self.runLimit else {
+    guard runs < oracle.searchWalkLimit else {
       limitReached = true
       return
     }
@@ -290,17 +397,17 @@ struct ExplanationSearch {
     var children: [Candidate] = []
     var seen = candidate.pins
     var seenNested = candidate.nestedPins
-    var guest = Chain(top: candidate.rootEpochs)
+    var guest = Chain(top: Epochs(candidate.rootEpochs))
     var nested = NestedChains()
     var lastNestedKey: Int? = nil
     var lastGuestValue: UInt64? = nil
-    var guestFeasible: [ClosedRange<Int>?] = Array(repeating: nil, count: 6)
+    var guestFeasible: [Epochs?] = Array(repeating: nil, count: 6)
     var feasible = true
 
     for reference in walk.references {
       // The chain the read belongs to, and the window of epochs it may happen in.
       let key: Int?
-      let available: ClosedRange<Int>?
+      let available: Epochs?
       var gpa: UInt64 = 0
       switch reference.stage {
       case .guest:
@@ -325,10 +432,10 @@ struct ExplanationSearch {
               ? candidate.root : (lastGuestValue ?? 0) & EntryMasks.address(bits: guestBits)
             translated = table | (address >> UInt64(12 + 9 * (walkKey - 1)) & 0x1FF) << 3
           }
-          nested[walkKey] = (Chain(top: Int.min...now), translated)
+          nested[walkKey] = (Chain(top: Epochs(Int.min...now)), translated)
         }
         lastNestedKey = walkKey
-        let entry = nested[walkKey] ?? (Chain(top: Int.min...now), 0)
+        let entry = nested[walkKey] ?? (Chain(top: Epochs(Int.min...now)), 0)
         gpa = entry.gpa
         available = window(
           entry.chain, log: oracle.physical, address: entry.gpa, context: physicalContext)
@@ -343,13 +450,15 @@ struct ExplanationSearch {
         chosen = pinned
       } else {
         let overlaid = saved.first { $0.word == reference.address }?.value
-        let all = options(reference.address, current: overlaid)
+        let all = options(
+          reference.address, current: overlaid,
+          ignoring: key == nil ? 0 : oracle.nestedAccessedDirtyMask)
         guard let fallback = all.first(where: { $0.current }) else {
           feasible = false
           break
         }
         for option in all where option != fallback {
-          guard Self.intersect(available, option.epochs) != nil else { continue }
+          guard available.intersection(option.epochs) != nil else { continue }
           var child = candidate
           child.pins = seen
           child.nestedPins = seenNested
@@ -367,7 +476,7 @@ struct ExplanationSearch {
           seenNested.set(gpa, reference.address, fallback)
         }
       }
-      guard let narrowed = Self.intersect(available, chosen.epochs) else {
+      guard let narrowed = available.intersection(chosen.epochs) else {
         feasible = false
         break
       }
@@ -387,10 +496,6 @@ struct ExplanationSearch {
         walk, guest: guest, guestFeasible: guestFeasible, nested: nested,
         lastNestedKey: lastNestedKey, linearContext: linearContext,
         physicalContext: physicalContext, leafValue: lastGuestValue ?? 0)
-    }
-    if walk.outcome == observed {
-      var discarded: [UInt64: UInt64] = [:]
-      Self.collect(walk.performedUpdates, seen: seen, into: &unjudged, nested: &discarded)
     }
     if feasible {
       let stale =
@@ -417,7 +522,7 @@ struct ExplanationSearch {
   /// the next table), the final translation until the leaf was (a combined TLB entry keeps the
   /// host address); a nested walk the access stopped at was read now.
   private func endsNow(
-    _ walk: Translation<Concrete>, guest: Chain, guestFeasible: [ClosedRange<Int>?],
+    _ walk: Translation<Concrete>, guest: Chain, guestFeasible: [Epochs?],
     nested: NestedChains, lastNestedKey: Int?,
     linearContext: CacheContext, physicalContext: CacheContext, leafValue: UInt64
   ) -> Bool {
@@ -462,6 +567,7 @@ struct ExplanationSearch {
         let killed = oracle.linear.lastKill(
           .translation(leafLevel: guest.level, global: global), address: address,
           context: linearContext)
+        // (The guest chain's reads are single intervals: guest options are never merged.)
         let low = max(read.lowerBound, killed)
         let high = min(read.upperBound, now)
         guard low <= high else { return false }

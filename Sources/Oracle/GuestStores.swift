@@ -19,7 +19,7 @@ extension Oracle {
   func batch(_ updates: [PageTableUpdate]) -> TraceResult {
     if mode == .paravirtual { return paravirtualBatch(updates) }
     for (index, update) in updates.enumerated() {
-      guard let hpa = backing(update.entry) else {
+      guard let hpa = backing(update.entry, batchIndex: index) else {
         return .batch(status: TraceResult.invalidStatus, applied: index)
       }
       var value = update.value

@@ -63,7 +63,8 @@ public struct OracleStatistics: Hashable, Sendable {
   public var staleAccesses = 0
   /// Walks the reference model ran.
   public var walks = 0
-  /// Searches that hit their limit; the observation was then accepted.
+  /// Searches that hit their limit: the observation was accepted (unjudged when no explanation
+  /// had been found), and every A/D bit a walk of the address could write left uncertain.
   public var searchLimitReached = 0
 
   /// Makes empty statistics.
@@ -71,8 +72,9 @@ public struct OracleStatistics: Hashable, Sendable {
 }
 
 extension Oracle {
-  /// Walks the explanation search of one access may run. An access it has not explained when
-  /// the limit is reached is accepted unjudged and counted in
+  /// Walks the explanation search of one access may run. A search that reaches the limit
+  /// accepts the observation (unjudged if it has not explained it) and leaves every A/D bit a
+  /// walk of the address could write uncertain; it is counted in
   /// ``OracleStatistics/searchLimitReached``: a campaign reports that count, never hides it.
   public static var searchLimit: Int { ExplanationSearch.runLimit }
 }

@@ -36,12 +36,7 @@ extension Oracle {
     let theirs = exported.memory.words
     var frames = Set(ours.keys.map { $0 >> 12 })
     frames.formUnion(nestedFrames)
-    let nestedMask: UInt64
-    switch nested {
-    case .ept: nestedMask = EntryMasks.eptAccessedDirty
-    case .npt: nestedMask = EntryMasks.accessedDirty
-    case .none: nestedMask = 0
-    }
+    let nestedMask = nestedAccessedDirtyMask
     let nestedTables =
       mode == .paravirtual ? nestedFrames : nestedFrames.union(reachableNestedFrames())
     let shadowFrames = Self.shadowTableFrames(exported)

@@ -23,6 +23,9 @@ public final class Oracle {
   public var preferredChoices: Choices<Concrete>
   /// What the oracle did so far.
   public internal(set) var statistics = OracleStatistics()
+  /// Walks the explanation search of one access may run before it gives up and accepts
+  /// (``Oracle/searchLimit`` unless lowered, as tests do to exercise a search that gives up).
+  public var searchWalkLimit = Oracle.searchLimit
 
   /// The machine now: memory, the guest's controls and the nested dimension, as the model
   /// reads them (under paravirtualization: the machine-frame tables, no nested stage).
@@ -158,9 +161,10 @@ public final class Oracle {
   /// The nested tables are memory too, and their A/D bits (bit 5 and 6 of an EPT entry are
   /// memory-type bits) may be uncertain: when the backing differs with the uncertain bits set,
   /// both are allowed, and the result the target reported for the operation being judged
-  /// picks one (an unbacked refusal the missing backing, anything else the other). The bits
-  /// stay uncertain.
-  func backing(_ gpa: UInt64) -> UInt64? {
+  /// picks one (an unbacked refusal the missing backing, anything else the other; in a batch,
+  /// the update at `batchIndex` is the refused one only if the target applied all before it and
+  /// reported a failure). The bits stay uncertain.
+  func backing(_ gpa: UInt64, batchIndex: Int? = nil) -> UInt64? {
     statistics.walks += 1
     let known = Self.backing(gpa, model: model, nested: nested)
     guard !uncertain.isEmpty, let observed = pendingObservation else { return known }
@@ -177,7 +181,7 @@ public final class Oracle {
     let unbacked: Bool
     switch observed {
     case .refused(.unbackedGuestPhysical): unbacked = true
-    case .batch(let status, _): unbacked = status != 0
+    case .batch(let status, let applied): unbacked = status != 0 && applied == batchIndex
     default: unbacked = false
     }
     return unbacked ? (known == nil ? known : other) : (known ?? other)
@@ -219,6 +223,16 @@ public final class Oracle {
       guard let leaf = translation.references.last else { return nil }
       let size: UInt64 = 1 << UInt64(12 + 9 * (leaf.level - 1))
       return leaf.value & EntryMasks.address(bits: bits) & ~(size - 1) | gpa & (size - 1)
+    }
+  }
+
+  /// The accessed and dirty bits of a nested entry (EPT bits 8 and 9, NPT bits 5 and 6; none
+  /// without a nested stage): no walk's outcome depends on them.
+  var nestedAccessedDirtyMask: UInt64 {
+    switch nested {
+    case .ept: EntryMasks.eptAccessedDirty
+    case .npt: EntryMasks.accessedDirty
+    case .none: 0
     }
   }
 

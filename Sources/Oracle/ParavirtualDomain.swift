@@ -103,7 +103,7 @@ extension Oracle {
   /// PV_MMU_UPDATE: requests in order; the first that fails stops the batch with `-EINVAL` and
   /// the number applied. No TLB entry is flushed.
   func paravirtualBatch(_ updates: [PageTableUpdate]) -> TraceResult {
-    for (index, update) in updates.enumerated() where !paravirtualUpdate(update) {
+    for (index, update) in updates.enumerated() where !paravirtualUpdate(update, index: index) {
       return .batch(status: TraceResult.invalidStatus, applied: index)
     }
     return .batch(status: 0, applied: updates.count)
@@ -111,9 +111,10 @@ extension Oracle {
 
   /// One request: the entry's machine address through the P2M, the value's frame through the
   /// P2M (as a PV kernel writes entries, `pfn_to_mfn`), then the page types' validation.
-  private func paravirtualUpdate(_ update: PageTableUpdate) -> Bool {
-    guard var domain = paravirtual, let machine = backing(update.entry),
-      let value = machineEntry(update.value)
+  /// `index`: its place in a batch (see ``Oracle/backing(_:batchIndex:)``).
+  private func paravirtualUpdate(_ update: PageTableUpdate, index: Int? = nil) -> Bool {
+    guard var domain = paravirtual, let machine = backing(update.entry, batchIndex: index),
+      let value = machineEntry(update.value, batchIndex: index)
     else { return false }
     guard
       let stored = domain.types.update(
@@ -130,9 +131,9 @@ extension Oracle {
 
   /// An entry with its guest-physical frame (bits M-1:12) replaced by the machine frame behind
   /// it; `nil` if none backs it. Not-present entries are kept as they are.
-  private func machineEntry(_ entry: UInt64) -> UInt64? {
+  private func machineEntry(_ entry: UInt64, batchIndex: Int? = nil) -> UInt64? {
     guard entry & 1 != 0 else { return entry }
-    guard let machine = backing(entry & frameMask) else { return nil }
+    guard let machine = backing(entry & frameMask, batchIndex: batchIndex) else { return nil }
     return entry & ~frameMask | machine & frameMask
   }
 
