@@ -9,8 +9,10 @@
     /// focus until the bug showed, and taking the seed of the episode it showed in (episode `e`
     /// of campaign `s` is episode 0 of campaign `s + e·0x9E3779B97F4A7C15`), so that the tests
     /// stay fast in a debug build; the operations the search needed are in
-    /// docs/bug-catalogue.md. A change of the generator or the start states changes every
-    /// episode, and the search must be run again (`nestcheck bench detection` shows a miss).
+    /// docs/bug-catalogue.md; `nestcheck fuzz --bug NAME --focus F --episode-length 40` (and
+    /// `--prove-every 10` for the one hunt that proves) runs such a search. A change of the
+    /// generator or the start states changes every episode of the mixes it touches, and the
+    /// search must be run again (`nestcheck bench detection` shows a miss).
     public static func catalogue(_ bug: InjectedBug) -> BugHunt {
       let (mode, seed, focus): (MMUMode, UInt64, OperationMix.Focus?) =
         switch bug {
