@@ -53,6 +53,13 @@ struct Fuzz: ParsableCommand {
   @Option(help: "A directory of replay files: run first, and where new failures are saved.")
   var corpus: String?
 
+  @Option(
+    help: ArgumentHelp(
+      "Lean the operation mix on one family: guest-tables, nested-tables, controls or "
+        + "shadow-structure (docs/bug-catalogue.md).",
+      valueName: "focus"))
+  var focus: String?
+
   @Option(help: "Prove the exported shadow state (soundness, page-table protection) every N ops.")
   var proveEvery: Int = 0
 
@@ -93,6 +100,11 @@ struct Fuzz: ParsableCommand {
     }
     guard operations > 0, episodeLength > 0 else {
       throw ValidationError("--ops and --episode-length must be positive")
+    }
+    if let focus, OperationMix.Focus(rawValue: focus) == nil {
+      throw ValidationError(
+        "unknown focus '\(focus)' (expected "
+          + OperationMix.Focus.allCases.map(\.rawValue).joined(separator: ", ") + ")")
     }
     guard proveEvery >= 0, memoryCheckEvery >= 0, maxFailures >= 0 else {
       throw ValidationError("--prove-every, --memory-check-every and --max-failures are >= 0")
@@ -143,6 +155,9 @@ struct Fuzz: ParsableCommand {
     configuration.episodeLength = episodeLength
     configuration.memoryCheckInterval = memoryCheckEvery
     configuration.proveEvery = proveEvery
+    configuration.mix = focus.flatMap(OperationMix.Focus.init(rawValue:)).map {
+      .focused($0, oracleMode)
+    }
     configuration.shrink = !noShrink
     configuration.maxFailures = maxFailures
     var campaign = Campaign(target: made, configuration: configuration)

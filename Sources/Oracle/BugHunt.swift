@@ -28,12 +28,14 @@
     /// hypervisor-side invariant shows (SEMANTICS §5.5).
     public var proveEvery = 0
 
-    /// A hunt for `bug` in `mode`.
+    /// A hunt for `bug` in `mode`, proving the exported shadow state every `proveEvery`
+    /// operations (0: never).
     public init(
       bug: InjectedBug, mode: MMUMode, seed: UInt64, budget: Int = 2_000, episodeLength: Int = 40,
-      focus: OperationMix.Focus? = nil
+      focus: OperationMix.Focus? = nil, proveEvery: Int = 0
     ) {
       self.focus = focus
+      self.proveEvery = proveEvery
       self.bug = bug
       self.mode = mode
       self.seed = seed

@@ -32,6 +32,17 @@ public enum OperationClass: String, CaseIterable, Hashable, Sendable {
   /// path, a nested entry behind it, or a control toggle); a flush that covers the change —
   /// INVLPG, a CR3 write, a CR4.PGE toggle, INVEPT — or none; the same access again.
   case revisit
+  /// A shared-table probe (SEMANTICS §5.9): an access; perhaps a store into the entry that
+  /// mapped it (under shadow paging its table goes out of sync); a second entry made to name a
+  /// table on the access's path (an alias, as a guest sharing page tables between mappings
+  /// makes), perhaps with fewer rights; an access through the alias to a neighbour; the first
+  /// access again, through the alias. Drawn only by the ``OperationMix/Focus/shadowStructure``
+  /// focus.
+  case aliasRevisit = "alias-revisit"
+  /// A supervisor write with CR0.WP clear, then WP set and the same write again: a kernel
+  /// patching read-only memory (SEMANTICS §1.5 rule 6, §5.1). Drawn only by the
+  /// ``OperationMix/Focus/shadowStructure`` focus.
+  case writeProtectWindow = "write-protect-window"
 }
 
 /// Weights over ``OperationClass``; a class with weight 0 is never drawn.
@@ -75,6 +86,10 @@ public struct OperationMix: Hashable, Sendable {
     /// Control-register toggles (CR0.WP, CR4.PGE/SMEP/SMAP/PKE/PCIDE, EFER.NXE, RFLAGS.AC)
     /// and CR3 writes with and without the no-flush bit.
     case controls
+    /// Shadow-page structure: tables reached through two paths of different rights, a table
+    /// out of sync linked under a new entry, supervisor writes around a CR0.WP toggle — what
+    /// the shadow-page role and resynchronisation get wrong (SEMANTICS §5.9).
+    case shadowStructure = "shadow-structure"
   }
 
   /// The standard mix of `mode` with the classes of `focus` weighted up: a campaign that
@@ -95,6 +110,10 @@ public struct OperationMix: Hashable, Sendable {
       mix.weights[.controlToggle] = 20
       mix.weights[.cr3Write] = 12
       mix.weights[.invpcid] = 4
+    case .shadowStructure:
+      mix.weights[.aliasRevisit] = 20
+      mix.weights[.writeProtectWindow] = 8
+      mix.weights[.revisit] = 10
     }
     return mix
   }

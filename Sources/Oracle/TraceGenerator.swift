@@ -42,13 +42,17 @@ public struct TraceGenerator {
     nested = machine.state.nested
   }
 
-  private mutating func chance(_ percent: UInt64) -> Bool {
+  mutating func chance(_ percent: UInt64) -> Bool {
     UInt64.random(in: 0..<100, using: &random) < percent
   }
 
-  private mutating func pick<T>(_ items: [T]) -> T {
+  mutating func pick<T>(_ items: [T]) -> T {
     items[Int.random(in: 0..<items.count, using: &random)]
   }
+
+  /// Whether operations already decided (the rest of a probe, a flush after a store) come
+  /// next.
+  public var hasPending: Bool { !pending.isEmpty }
 
   /// The next operation.
   public mutating func next() -> TraceOperation {
@@ -110,6 +114,10 @@ public struct TraceGenerator {
       return batch()
     case .revisit:
       return revisit()
+    case .aliasRevisit:
+      return aliasRevisit()
+    case .writeProtectWindow:
+      return writeProtectWindow()
     }
   }
 
@@ -160,7 +168,7 @@ public struct TraceGenerator {
   /// An interesting linear address: often one accessed or changed lately (locality: what a
   /// TLB holds, and what a change made stale); otherwise a page start, or an offset near its
   /// end, within it, or just past it.
-  private mutating func linear() -> UInt64 {
+  mutating func linear() -> UInt64 {
     let lately = touched + recent
     if !lately.isEmpty && chance(40) { return pick(lately) }
     let index = Int.random(in: 0..<machine.addresses.count, using: &random)
@@ -175,12 +183,12 @@ public struct TraceGenerator {
     }
   }
 
-  private func canonical(_ address: UInt64) -> UInt64 {
+  func canonical(_ address: UInt64) -> UInt64 {
     let shift: UInt64 = view.guestLevels == 5 ? 7 : 16
     return UInt64(bitPattern: Int64(bitPattern: address << shift) >> shift)
   }
 
-  private mutating func access() -> TraceOperation {
+  mutating func access() -> TraceOperation {
     let kind: AccessKind = pick([.read, .read, .write, .write, .fetch])
     let mode = UInt64.random(in: 0..<10, using: &random)
     let access = Access(kind, user: mode < 4, implicit: mode >= 8 && kind != .fetch)
@@ -223,7 +231,7 @@ public struct TraceGenerator {
   }
 
   /// A biased change of a guest (x86) entry.
-  private mutating func mutateGuest(_ step: LayoutView.Step) -> UInt64 {
+  mutating func mutateGuest(_ step: LayoutView.Step) -> UInt64 {
     let value = step.value
     let original = originals[step.hostPhysical] ?? value
     originals[step.hostPhysical] = original

@@ -26,6 +26,7 @@ import Testing
       ["--target", "process:/nonexistent/adapter"],
       ["--target", "library:/nonexistent/libadapter.so"],
       ["--target", "fast-mmu:nested", "--ops", "0"],
+      ["--target", "fast-mmu:shadow", "--focus", "everything"],
     ])
   func badInput(arguments: [String]) throws {
     let failure = try #require(Self.failure(arguments))
@@ -41,4 +42,19 @@ import Testing
     ])
     #expect(failure == nil, "\(failure?.message ?? "")")
   }
+
+  #if DEBUG
+    /// The shadow-role bug needs the write-protect window only the shadow-structure focus
+    /// draws: the same seed and budget find it with the focus and not without.
+    @Test("--focus selects the operation mix")
+    func focusSelectsTheMix() {
+      let arguments = [
+        "--target", "fast-mmu:shadow", "--bug", "shadow-role-ignores-write-protect", "--seed", "1",
+        "--ops", "40", "--episode-length", "40", "--no-shrink",
+      ]
+      #expect(Self.failure(arguments) == nil)
+      let focused = Self.failure(arguments + ["--focus", "shadow-structure"])
+      #expect(focused?.exit == .failed, "\(focused?.message ?? "no failure")")
+    }
+  #endif
 }

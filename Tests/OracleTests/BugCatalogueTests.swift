@@ -17,22 +17,7 @@
 
     /// Bugs the fuzzer does not find yet, and why: each runs as a known issue, so the test
     /// fails the day the campaign finds it (and this entry must go).
-    static let notFoundYet: [InjectedBug: String] = [
-      .writableShadowAliasOfPageTable:
-        "no guest observation shows it: the skipped trap is an exit, which the oracle does not "
-        + "judge; with --prove-every the correct fast MMU fails page-table protection too "
-        + "(a supervisor write through the self-mapping), so a proof does not single it out",
-      .shadowRoleIgnoresWriteProtect:
-        "needs a writable kernel entry made with CR0.WP = 0, a WP toggle and the same write "
-        + "again; the one detection in 800–1,500 operations from seeds 1 and 2 was a memory "
-        + "disagreement the correct fast MMU shares, not the bug",
-      .inheritedAccessFromParentOnly:
-        "needs two paths of different rights to one table and a write through each; not "
-        + "reached in 800–1,500 operations from each of seeds 1–6",
-      .unsyncLinkedWithoutSync:
-        "needs an unsync table linked under a newly present entry and read through it; not "
-        + "reached in 800–1,500 operations from each of seeds 1, 2, 3, 5 and 6",
-    ]
+    static let notFoundYet: [InjectedBug: String] = [:]
 
     @Test(
       "a fixed campaign finds the bug and shrinks it to a replay that fails only with the bug",

@@ -115,3 +115,95 @@ import Testing
     }
   }
 }
+
+/// The shadow-structure probes (``OperationClass/aliasRevisit``,
+/// ``OperationClass/writeProtectWindow``) and the focus that draws them.
+@Suite struct ShadowStructureProbeTests {
+  /// The operations of `count` probes of `kind` from the shadow episode `seed`, each cut where
+  /// the next probe starts (a probe starts with its first access; an access repeated ends it).
+  static func probes(_ kind: OperationClass, seed: UInt64, count: Int) -> [[TraceOperation]] {
+    let machine = FuzzMachine(mode: .shadow, seed: seed)
+    var generator = TraceGenerator(
+      machine: machine, mode: .shadow, seed: seed, mix: OperationMix([kind: 1]))
+    var result: [[TraceOperation]] = []
+    for _ in 0..<count {
+      var probe = [generator.next()]
+      while generator.hasPending { probe.append(generator.next()) }
+      result.append(probe)
+    }
+    return result
+  }
+
+  @Test("only the shadow-structure focus draws the shadow-structure probes")
+  func onlyTheirFocusDrawsThem() {
+    for mode in OracleMode.allCases {
+      var mixes = [OperationMix.standard(mode)]
+      mixes += OperationMix.Focus.allCases.filter { $0 != .shadowStructure }.map {
+        OperationMix.focused($0, mode)
+      }
+      for mix in mixes {
+        #expect((mix.weights[.aliasRevisit] ?? 0) == 0)
+        #expect((mix.weights[.writeProtectWindow] ?? 0) == 0)
+      }
+      let focused = OperationMix.focused(.shadowStructure, mode)
+      #expect((focused.weights[.aliasRevisit] ?? 0) > 0)
+      #expect((focused.weights[.writeProtectWindow] ?? 0) > 0)
+    }
+  }
+
+  @Test("an alias probe makes a second entry name a table and repeats the access through it")
+  func aliasProbeRepeatsTheAccessThroughAnAlias() {
+    var complete = 0
+    var leafChanged = 0
+    for seed in UInt64(1)...6 {
+      for probe in Self.probes(.aliasRevisit, seed: seed, count: 10) {
+        guard probe.count > 1 else { continue }  // no table on the path: a plain access
+        guard case .access(let first, let access) = probe[0],
+          case .access(let last, let lastAccess) = probe[probe.count - 1],
+          case .access(_, let neighbourAccess) = probe[probe.count - 2]
+        else {
+          Issue.record("a probe starts and ends with accesses: \(probe)")
+          continue
+        }
+        let stores = probe.dropFirst().dropLast(2)
+        #expect((1...2).contains(stores.count), "the alias, perhaps a leaf change: \(probe)")
+        #expect(stores.allSatisfy { if case .writeGuest = $0 { true } else { false } })
+        #expect(access == lastAccess, "the same access again")
+        #expect(last != first, "through another linear address")
+        #expect(first & 0xFFF == last & 0xFFF, "at the same offset in the page")
+        #expect(neighbourAccess.kind == .read)
+        complete += 1
+        if stores.count == 2 { leafChanged += 1 }
+      }
+    }
+    #expect(complete > 30, "most probes find a table to alias")
+    #expect(leafChanged > 5 && leafChanged < complete, "some change the leaf first, not all")
+  }
+
+  @Test("a write-protect window writes as the supervisor with WP clear, sets WP, writes again")
+  func writeProtectWindowToggles() {
+    for seed in UInt64(1)...4 {
+      for probe in Self.probes(.writeProtectWindow, seed: seed, count: 6) {
+        guard let last = probe.last, case .access(_, let access) = last else {
+          Issue.record("a window ends with the write: \(probe)")
+          continue
+        }
+        #expect(access.kind == .write && !access.user)
+        #expect(probe.count == 3 || probe.count == 4, "\(probe)")
+        guard probe.count >= 3, case .writeRegister(.cr0, let set) = probe[probe.count - 2]
+        else {
+          Issue.record("WP is set before the second write: \(probe)")
+          continue
+        }
+        #expect(set & 1 << 16 != 0)
+        #expect(probe[probe.count - 3] == last, "the same write before and after")
+        if probe.count == 4, case .writeRegister(.cr0, let cleared) = probe[0] {
+          #expect(cleared & 1 << 16 == 0)
+          #expect(cleared | 1 << 16 == set)
+        } else if probe.count == 4 {
+          Issue.record("a window from WP = 1 clears it first: \(probe)")
+        }
+      }
+    }
+  }
+}
