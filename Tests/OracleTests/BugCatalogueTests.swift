@@ -15,22 +15,10 @@
     /// cache, and the access that observes the bug.
     static let shrunkBound = 8
 
-    /// Bugs the fuzzer does not find yet, and why: each runs as a known issue, so the test
-    /// fails the day the campaign finds it (and this entry must go).
-    static let notFoundYet: [InjectedBug: String] = [:]
-
     @Test(
       "a fixed campaign finds the bug and shrinks it to a replay that fails only with the bug",
       arguments: InjectedBug.allCases)
     func campaignFindsAndShrinks(_ bug: InjectedBug) throws {
-      if let reason = Self.notFoundYet[bug] {
-        withKnownIssue(Comment(rawValue: reason)) { try Self.findAndShrink(bug) }
-      } else {
-        try Self.findAndShrink(bug)
-      }
-    }
-
-    static func findAndShrink(_ bug: InjectedBug) throws {
       let hunt = BugHunt.catalogue(bug)
       #expect(bug.modes.contains(hunt.mode), "the hunt runs in a mode the bug applies to")
       let report = hunt.run()
