@@ -104,17 +104,26 @@ struct ExplanationSearch {
   /// Per nested walk (0: the final translation; 1–5: the guest table read at that level), its
   /// chain and the guest-physical address it translates.
   struct NestedChains {
-    private var slots: [(chain: Chain, gpa: UInt64)?] = Array(repeating: nil, count: 6)
+    private var slots: [NestedWalk?] = Array(repeating: nil, count: 6)
 
-    subscript(key: Int) -> (chain: Chain, gpa: UInt64)? {
+    subscript(key: Int) -> NestedWalk? {
       get { slots[key] }
       set { slots[key] = newValue }
     }
 
     /// The walks that read something, with their keys.
-    var present: [(key: Int, entry: (chain: Chain, gpa: UInt64))] {
+    var present: [(key: Int, entry: NestedWalk)] {
       slots.indices.compactMap { index in slots[index].map { (index, $0) } }
     }
+  }
+
+  /// One nested walk of a candidate: its chain, the guest-physical address it translates, and
+  /// the earliest epoch at which its translation can be used (the earliest the guest read that
+  /// uses it can happen).
+  struct NestedWalk {
+    var chain: Chain
+    var gpa: UInt64
+    var useFrom: Int
   }
 
   /// Per chain (the guest walk, or one nested walk): the feasible epochs of the last read.
@@ -171,7 +180,10 @@ struct ExplanationSearch {
       visit(Candidate(root: currentRoot, rootEpochs: Int.min...now, pins: Pins()))
       return
     }
-    let windows = oracle.timeline.windows(oracle.linearContext, within: Int.min...now)
+    // Nothing read before the last invalidation of everything cached for the address can end
+    // a walk now (§6.1): neither its root nor any entry.
+    let bound = oracle.linear.lastComplete(address, oracle.linearContext)
+    let windows = oracle.timeline.windows(oracle.linearContext, within: bound...now)
     for window in windows {
       visit(Candidate(root: window.root, rootEpochs: window.epochs, pins: Pins()))
       if limitReached { return }
@@ -346,6 +358,36 @@ struct ExplanationSearch {
     return false
   }
 
+  /// Whether a chain whose read at `level`, at some of `epochs`, sees an entry of `role` can
+  /// still end as §6.1 and §6.2 require: an entry that stops the walk is read now; a leaf is read
+  /// when its translation is used or kept cached until then (the guest's now, a nested walk's
+  /// from its ``NestedWalk/useFrom`` on); a table leaves the rest to the reads below it. A
+  /// necessary condition of ``endsNow(_:guest:guestFeasible:nested:lastNestedKey:linearContext:physicalContext:leafValue:)``,
+  /// checked before a candidate is walked so that one that cannot end is never walked.
+  private func canEnd(
+    _ role: EntryRole, level: Int, epochs: Epochs, value: UInt64, nested walk: NestedWalk?
+  ) -> Bool {
+    switch role {
+    case .stops:
+      return epochs.contains(now)
+    case .table:
+      return true
+    case .leaf:
+      let chain = Chain(top: epochs, level: level, feasible: epochs)
+      guard let walk else {
+        let global =
+          value >> 8 & 1 == 1 && oracle.registers.cr4 & ControlBits.globalPages != 0
+        return reaches(
+          chain, now...now, cached: true, global: global, log: oracle.linear, address: address,
+          context: oracle.linearContext)
+      }
+      guard walk.useFrom <= now else { return false }
+      return reaches(
+        chain, walk.useFrom...now, cached: true, global: false, log: oracle.physical,
+        address: walk.gpa, context: oracle.physicalContext)
+    }
+  }
+
   private mutating func visit(_ candidate: Candidate) {
     guard runs < oracle.searchWalkLimit else {
       limitReached = true
@@ -432,10 +474,26 @@ struct ExplanationSearch {
               ? candidate.root : (lastGuestValue ?? 0) & EntryMasks.address(bits: guestBits)
             translated = table | (address >> UInt64(12 + 9 * (walkKey - 1)) & 0x1FF) << 3
           }
-          nested[walkKey] = (Chain(top: Epochs(Int.min...now)), translated)
+          // The translation is used when the guest reads the entry it locates (the leaf, for
+          // the final one), no earlier than that read's window allows; nothing read before the
+          // last invalidation of everything cached for the address up to then survives to it.
+          let useFrom: Int
+          if walkKey == 0 {
+            useFrom = guestTop > 0 ? guest.feasible?.lowerBound ?? now : now
+          } else {
+            useFrom =
+              window(guest, log: oracle.linear, address: address, context: linearContext)?
+              .lowerBound ?? Int.min
+          }
+          let bound = oracle.physical.lastComplete(
+            translated, physicalContext, atOrBefore: useFrom)
+          nested[walkKey] = NestedWalk(
+            chain: Chain(top: Epochs(min(bound, now)...now)), gpa: translated, useFrom: useFrom)
         }
         lastNestedKey = walkKey
-        let entry = nested[walkKey] ?? (Chain(top: Epochs(Int.min...now)), 0)
+        let entry =
+          nested[walkKey]
+          ?? NestedWalk(chain: Chain(top: Epochs(Int.min...now)), gpa: 0, useFrom: now)
         gpa = entry.gpa
         available = window(
           entry.chain, log: oracle.physical, address: entry.gpa, context: physicalContext)
@@ -458,7 +516,16 @@ struct ExplanationSearch {
           break
         }
         for option in all where option != fallback {
-          guard available.intersection(option.epochs) != nil else { continue }
+          guard let epochs = available.intersection(option.epochs) else { continue }
+          let role =
+            key == nil
+            ? oracle.model.guestEntryRole(option.value, level: reference.level)
+            : oracle.model.nestedEntryRole(option.value, level: reference.level)
+          guard
+            canEnd(
+              role, level: reference.level, epochs: epochs, value: option.value,
+              nested: key.flatMap { nested[$0] })
+          else { continue }
           var child = candidate
           child.pins = seen
           child.nestedPins = seenNested

@@ -70,11 +70,12 @@ struct InvalidationLog {
   /// Invalidations of one address, indexed by the region of each size that contains it
   /// (1: 4 KiB … 5: 256 TiB), so that a query for an entry of any size finds them.
   private var byRegion: [[UInt64: [Invalidation]]] = Array(repeating: [:], count: 6)
-  /// The last invalidation of everything in a context, counting non-global ones when no global
-  /// entry can exist, and the last of everything for one 4-KiB page: bounds for the fast path.
-  private var completeByContext: [CacheContext: Int] = [:]
-  private var completeByPage: [PageKey: Int] = [:]
-  private var globalComplete = Int.min
+  /// The invalidations of everything in a context, counting non-global ones when no global
+  /// entry can exist, and of everything for one 4-KiB page, oldest first: bounds for the fast
+  /// path and for the explanation search (nothing read before one survives it).
+  private var completeByContext: [CacheContext: [Int]] = [:]
+  private var completeByPage: [PageKey: [Int]] = [:]
+  private var globalComplete: [Int] = []
 
   private struct PageKey: Hashable {
     var context: CacheContext
@@ -85,31 +86,52 @@ struct InvalidationLog {
   @inline(__always)
   static func shift(_ level: Int) -> UInt64 { UInt64(12 + 9 * (level - 1)) }
 
-  /// Records an invalidation. `contexts` are the tags that may hold cached entries (those seen
-  /// so far); `globalsPossible` says whether a global entry may exist (CR4.PGE has been set
-  /// since the last flush of global entries).
+  /// Records the invalidations one operation makes (INVLPG makes two: the address's TLB
+  /// entries, and every paging-structure entry of the PCID), all at one epoch. `contexts` are
+  /// the tags that may hold cached entries (those seen so far); `globalsPossible` says whether a
+  /// global entry may exist (CR4.PGE has been set since the last flush of global entries).
+  /// What the events drop together counts as complete: for an address when one of them drops
+  /// every TLB entry that could translate it and one every paging-structure entry it could use.
   mutating func record(
-    _ event: Invalidation, contexts: Set<CacheContext>, globalsPossible: Bool
+    _ events: [Invalidation], contexts: Set<CacheContext>, globalsPossible: Bool
   ) {
-    if let address = event.address {
-      for level in 1...5 {
-        byRegion[level][address >> Self.shift(level), default: []].append(event)
-      }
-    } else {
-      if event.tlb != .none { contextTLB.append(event) }
-      if event.pagingStructures { contextPagingStructures.append(event) }
-    }
-    let dropsAllTLB = event.tlb == .all || (event.tlb == .nonGlobal && !globalsPossible)
-    guard dropsAllTLB, event.pagingStructures else { return }
-    for context in contexts where event.reaches(context, global: false) {
+    for event in events {
       if let address = event.address {
-        completeByPage[PageKey(context: context, page: address >> 12)] = event.epoch
+        for level in 1...5 {
+          byRegion[level][address >> Self.shift(level), default: []].append(event)
+        }
       } else {
-        completeByContext[context] = event.epoch
+        if event.tlb != .none { contextTLB.append(event) }
+        if event.pagingStructures { contextPagingStructures.append(event) }
       }
     }
-    if event.address == nil, event.vpid == .any, event.pcid == nil, event.ep4ta == nil {
-      globalComplete = event.epoch
+    guard let epoch = events.first?.epoch else { return }
+    let dropsTLB = events.filter {
+      $0.tlb == .all || ($0.tlb == .nonGlobal && !globalsPossible)
+    }
+    let dropsPagingStructures = events.filter(\.pagingStructures)
+    guard !dropsTLB.isEmpty, !dropsPagingStructures.isEmpty else { return }
+    for context in contexts {
+      guard
+        let tlb = dropsTLB.first(where: { $0.reaches(context, global: false) }),
+        let structures = dropsPagingStructures.first(where: { $0.reaches(context, global: false) })
+      else { continue }
+      switch (tlb.address, structures.address) {
+      case (nil, nil):
+        completeByContext[context, default: []].append(epoch)
+      case (let address?, nil), (nil, let address?):
+        completeByPage[PageKey(context: context, page: address >> 12), default: []].append(epoch)
+      case (let a?, let b?):
+        if a >> 12 == b >> 12 {
+          completeByPage[PageKey(context: context, page: a >> 12), default: []].append(epoch)
+        }
+      }
+    }
+    let everywhere = { (e: Invalidation) in
+      e.address == nil && e.vpid == .any && e.pcid == nil && e.ep4ta == nil
+    }
+    if dropsTLB.contains(where: everywhere) && dropsPagingStructures.contains(where: everywhere) {
+      globalComplete.append(epoch)
     }
   }
 
@@ -117,18 +139,42 @@ struct InvalidationLog {
   /// `context`: nothing filled before it can be used now.
   func lastComplete(_ address: UInt64, _ context: CacheContext) -> Int {
     max(
-      completeByContext[context] ?? Int.min,
-      completeByPage[PageKey(context: context, page: address >> 12)] ?? Int.min, globalComplete)
+      completeByContext[context]?.last ?? Int.min,
+      completeByPage[PageKey(context: context, page: address >> 12)]?.last ?? Int.min,
+      globalComplete.last ?? Int.min)
+  }
+
+  /// The epoch of the last invalidation at or before `epoch` that dropped everything cached for
+  /// `address` in `context`: a cached piece read before it cannot be used at `epoch` or later.
+  func lastComplete(_ address: UInt64, _ context: CacheContext, atOrBefore epoch: Int) -> Int {
+    max(
+      Self.last(completeByContext[context] ?? [], atOrBefore: epoch),
+      Self.last(
+        completeByPage[PageKey(context: context, page: address >> 12)] ?? [], atOrBefore: epoch),
+      Self.last(globalComplete, atOrBefore: epoch))
   }
 
   /// The epoch of the last invalidation that dropped everything cached in `context`, for every
   /// address.
   func lastComplete(_ context: CacheContext) -> Int {
-    max(completeByContext[context] ?? Int.min, globalComplete)
+    max(completeByContext[context]?.last ?? Int.min, globalComplete.last ?? Int.min)
   }
 
   /// The epoch of the last invalidation of everything, in every context.
-  var lastGlobal: Int { globalComplete }
+  var lastGlobal: Int { globalComplete.last ?? Int.min }
+
+  /// The last of ascending `epochs` at or before `epoch`; `Int.min` if none is.
+  private static func last(_ epochs: [Int], atOrBefore epoch: Int) -> Int {
+    guard let latest = epochs.last else { return Int.min }
+    if latest <= epoch { return latest }
+    var low = 0
+    var high = epochs.count
+    while low < high {
+      let middle = (low + high) / 2
+      if epochs[middle] <= epoch { low = middle + 1 } else { high = middle }
+    }
+    return low > 0 ? epochs[low - 1] : Int.min
+  }
 
   /// The first epoch after `epoch` at which an invalidation drops the cached entry of `level`
   /// for `address` in `context`; `Int.max` if none has so far.
@@ -209,6 +255,17 @@ struct InvalidationLog {
         return kept.isEmpty ? nil : kept
       }
     }
-    completeByPage = completeByPage.filter { $0.value >= horizon }
+    // Of the complete invalidations before the horizon only the last can still bound a query.
+    completeByPage = completeByPage.mapValues { Self.keep($0, from: horizon) }
+    completeByContext = completeByContext.mapValues { Self.keep($0, from: horizon) }
+    globalComplete = Self.keep(globalComplete, from: horizon)
+  }
+
+  /// The ascending `epochs` from `horizon` on, and the last one before it.
+  private static func keep(_ epochs: [Int], from horizon: Int) -> [Int] {
+    guard let first = epochs.firstIndex(where: { $0 >= horizon }) else {
+      return Array(epochs.suffix(1))
+    }
+    return Array(epochs[max(0, first - 1)...])
   }
 }

@@ -12,10 +12,13 @@ extension Oracle {
     mode.tagsByVirtualMachine ? .only(vpid) : .any
   }
 
-  func invalidateLinear(_ event: Invalidation) {
-    linear.record(event, contexts: linearContexts, globalsPossible: globalsPossible)
-    if event.address == nil, event.vpid == .any, event.pcid == nil, event.ep4ta == nil,
-      event.tlb == .all
+  /// Records what one operation invalidates of linear and combined mappings (INVLPG: two
+  /// events, which together drop everything cached for its address).
+  func invalidateLinear(_ events: Invalidation...) {
+    linear.record(events, contexts: linearContexts, globalsPossible: globalsPossible)
+    for event in events
+    where event.address == nil && event.vpid == .any && event.pcid == nil && event.ep4ta == nil
+      && event.tlb == .all
     {
       globalsPossible = registers.cr4 & ControlBits.globalPages != 0
     }
@@ -23,7 +26,7 @@ extension Oracle {
   }
 
   func invalidatePhysical(_ event: Invalidation) {
-    physical.record(event, contexts: physicalContexts, globalsPossible: false)
+    physical.record([event], contexts: physicalContexts, globalsPossible: false)
     forgetIfEverythingFlushed()
   }
 
@@ -44,8 +47,7 @@ extension Oracle {
   func invlpg(_ address: UInt64) -> TraceResult {
     let pcid = linearContext.pcid
     invalidateLinear(
-      Invalidation(epoch: epoch, vpid: currentVPID, pcid: pcid, address: address, tlb: .all))
-    invalidateLinear(
+      Invalidation(epoch: epoch, vpid: currentVPID, pcid: pcid, address: address, tlb: .all),
       Invalidation(epoch: epoch, vpid: currentVPID, pcid: pcid, pagingStructures: true))
     return .completed
   }
