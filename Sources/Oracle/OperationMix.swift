@@ -48,10 +48,33 @@ public enum OperationClass: String, CaseIterable, Hashable, Sendable {
 /// Weights over ``OperationClass``; a class with weight 0 is never drawn.
 public struct OperationMix: Hashable, Sendable {
   /// The weight of each class.
-  public var weights: [OperationClass: Int]
+  public var weights: [OperationClass: Int] {
+    didSet { (classes, bounds) = Self.table(weights) }
+  }
+  /// The classes drawn, in declaration order, and the running sum of their weights: what
+  /// ``draw(using:)`` rolls against, derived from ``weights`` once rather than at every draw.
+  private var classes: [OperationClass]
+  private var bounds: [Int]
 
   /// A mix with these weights.
-  public init(_ weights: [OperationClass: Int]) { self.weights = weights }
+  public init(_ weights: [OperationClass: Int]) {
+    self.weights = weights
+    (classes, bounds) = Self.table(weights)
+  }
+
+  private static func table(_ weights: [OperationClass: Int]) -> ([OperationClass], [Int]) {
+    var classes: [OperationClass] = []
+    var bounds: [Int] = []
+    var total = 0
+    for kind in OperationClass.allCases {
+      let weight = weights[kind] ?? 0
+      guard weight > 0 else { continue }
+      total += weight
+      classes.append(kind)
+      bounds.append(total)
+    }
+    return (classes, bounds)
+  }
 
   /// The default mix of a mode: accesses dominate; entry changes at every level with and
   /// without the flush that covers them; every control and flush appears.
@@ -118,16 +141,11 @@ public struct OperationMix: Hashable, Sendable {
     return mix
   }
 
-  /// Draws a class with `random`.
+  /// Draws a class with `random`, each with probability its weight over the total.
   func draw<R: RandomNumberGenerator>(using random: inout R) -> OperationClass {
-    let classes = OperationClass.allCases.filter { (weights[$0] ?? 0) > 0 }
-    let total = classes.reduce(0) { $0 + (weights[$1] ?? 0) }
-    guard total > 0 else { return .access }
-    var roll = Int.random(in: 0..<total, using: &random)
-    for kind in classes {
-      roll -= weights[kind] ?? 0
-      if roll < 0 { return kind }
-    }
+    guard let total = bounds.last else { return .access }
+    let roll = Int.random(in: 0..<total, using: &random)
+    for (kind, bound) in zip(classes, bounds) where roll < bound { return kind }
     return .access
   }
 }
