@@ -84,8 +84,11 @@ extension Oracle {
   }
 
   /// Whether no entry the fresh walk read could have been read with another value: nothing on
-  /// its path changed since everything cached for the address was last dropped, the root did
-  /// not change in the current context since, and no A/D bit on the path is uncertain.
+  /// its path changed since everything cached for the address was last dropped, and the root
+  /// did not change in the current context since, and — where a guest A/D write can fault —
+  /// no A/D bit on the path is uncertain. (Where it cannot, uncertain A/D bits do not matter:
+  /// the walk reads them clear, and what it writes settles them either way, as the search
+  /// would, ``ExplanationSearch``.)
   func isSettled(_ walk: Translation<Concrete>, _ address: UInt64) -> Bool {
     let guestBound = max(
       linear.lastComplete(address, linearContext), (contextFirstSeen[linearContext] ?? 0) - 1)
@@ -93,11 +96,12 @@ extension Oracle {
       physical.lastComplete(physicalContext),
       (physicalFirstSeen[physicalContext] ?? 0) - 1)
     if guestLevels > 0 && rootStableSince > guestBound { return false }
-    if latestChange <= min(guestBound, physicalBound) && uncertain.isEmpty { return true }
+    let uncertainMatters = !accessedDirtyWritesCannotFault && !uncertain.isEmpty
+    if latestChange <= min(guestBound, physicalBound) && !uncertainMatters { return true }
     for reference in walk.references {
       if reference.stage == .guest {
         if history.lastChange(reference.address) > guestBound { return false }
-        if uncertain[reference.address] != 0 { return false }
+        if uncertainMatters && uncertain[reference.address] != 0 { return false }
       } else if history.lastChange(reference.address) > physicalBound {
         return false
       }

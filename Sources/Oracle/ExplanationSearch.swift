@@ -38,7 +38,8 @@ struct ExplanationSearch {
   struct Option: Hashable {
     var value: UInt64
     var epochs: Epochs
-    /// The word holds this value now (possibly with uncertain A/D bits resolved as set).
+    /// The word holds this value now (for a nested read, possibly with uncertain bits resolved
+    /// as set).
     var current: Bool
   }
 
@@ -190,23 +191,37 @@ struct ExplanationSearch {
     }
   }
 
-  /// The values a word may be read with: every version it held, the current one (and, with
-  /// uncertain A/D bits, the current one with them set).
+  /// The values a word may be read with: every version it held and the current one; for a
+  /// nested read of a word with uncertain bits its entry format does not ignore, the current
+  /// one with them set too.
   ///
-  /// `ignoring` names bits no outcome of the read depends on (a nested entry's A/D bits: no
-  /// walk faults on them, they only decide whether the walk writes them, and no observation
-  /// or memory comparison depends on that, docs/fuzzing.md). Versions equal but for those bits
-  /// are then one option, read at any of their epochs, with the latest one's value; with them,
-  /// versions of equal value (a value stored back) too: the search need not branch on them.
+  /// A guest entry's accessed/dirty bits decide no fault of its own walk (an x86 walk never
+  /// faults on them, nor does a cached entry's survival): they decide whether the walk writes
+  /// them, and that write is a nested access which faults only where it needs a right the read
+  /// did not — EPT without A/D flags (§2.4: the read needs R, the write W). Elsewhere
+  /// (``Oracle/accessedDirtyWritesCannotFault``) a guest read does not branch on uncertain A/D
+  /// bits: they are read clear, and a walk that then sets them leaves them set in either case
+  /// (set before, or set now) — memory ends the same, and that is what an explanation tells.
+  /// A guest word's older values equal but for their A/D bits are one option: a walk reading an
+  /// older value writes nothing to it (``collect(_:seen:into:nested:)``), and what its A/D
+  /// write does to the outcome depends on the nested walk, not on the value. Its current value
+  /// is never merged with an older one: whether a walk's A/D write lands depends on whether the
+  /// value it read is still the current one.
+  ///
+  /// A nested read ignores `nestedMask`, the bits no outcome of it depends on (a nested entry's
+  /// A/D bits: no walk faults on them, they only decide whether the walk writes them, and no
+  /// observation or memory comparison depends on that, docs/fuzzing.md). Versions equal but
+  /// for those bits are one option, read at any of their epochs, with the latest one's value;
+  /// so are versions of equal value (a value stored back): the search need not branch on them.
   /// Without this, every host store of a nested entry's own value (its A/D bits cleared) would
   /// double the nested walks of every guest table (the nested false alarm of seed 1, operation
-  /// 260,999). Guest reads are not merged: whether a walk's A/D write lands depends on whether
-  /// the value it read is still the current one.
-  private func options(_ word: UInt64, current: UInt64? = nil, ignoring mask: UInt64 = 0)
+  /// 260,999). Uncertain bits are guest A/D bits (bits 5 and 6): an EPT entry's memory type
+  /// holds them, so a nested read of such a word branches on them.
+  private func options(_ word: UInt64, current: UInt64? = nil, guest: Bool, nestedMask: UInt64)
     -> [Option]
   {
     let value = current ?? oracle.model.state.memory[word]
-    let unknown = oracle.uncertain[word]
+    let ignored = guest ? EntryMasks.accessedDirty : nestedMask
     var result: [Option] = []
     var currentEpochs = Epochs(Int.min...Int.max)
     if let versions = oracle.history.versions[word] {
@@ -214,8 +229,13 @@ struct ExplanationSearch {
         let last = index == versions.count - 1
         let held = last ? value : versions[index].value
         let epochs = Epochs(MemoryHistory.interval(versions, index))
-        if mask != 0, let same = result.firstIndex(where: { ($0.value ^ held) & ~mask == 0 }) {
-          result[same].value = held
+        let mergeable = guest ? !last : ignored != 0
+        if mergeable,
+          let same = result.firstIndex(where: {
+            !(guest && $0.current) && ($0.value ^ held) & ~ignored == 0
+          })
+        {
+          if !guest { result[same].value = held }
           result[same].epochs = result[same].epochs.union(epochs)
           result[same].current = last
         } else {
@@ -226,7 +246,11 @@ struct ExplanationSearch {
     } else {
       result.append(Option(value: value, epochs: currentEpochs, current: true))
     }
-    if unknown & ~mask != 0 {
+    let unknown =
+      guest
+      ? (oracle.accessedDirtyWritesCannotFault ? 0 : oracle.uncertain[word])
+      : oracle.uncertain[word] & ~nestedMask
+    if unknown != 0 {
       result.append(Option(value: value | unknown, epochs: currentEpochs, current: true))
     }
     return result
@@ -509,8 +533,8 @@ struct ExplanationSearch {
       } else {
         let overlaid = saved.first { $0.word == reference.address }?.value
         let all = options(
-          reference.address, current: overlaid,
-          ignoring: key == nil ? 0 : oracle.nestedAccessedDirtyMask)
+          reference.address, current: overlaid, guest: key == nil,
+          nestedMask: oracle.nestedAccessedDirtyMask)
         guard let fallback = all.first(where: { $0.current }) else {
           feasible = false
           break

@@ -236,6 +236,17 @@ public final class Oracle {
     }
   }
 
+  /// Whether a guest A/D write can never fault where the read of the same entry did not: there
+  /// is no nested stage, or every guest paging-entry read already needs the write right (NPT,
+  /// SEMANTICS §3.2; EPT with A/D flags, §2.4). Only then does no outcome depend on a guest
+  /// entry's A/D bits.
+  var accessedDirtyWritesCannotFault: Bool {
+    switch model.state.nested {
+    case .none, .npt: true
+    case .ept(_, let accessedDirty, _): accessedDirty
+    }
+  }
+
   var nestedAddressBits: Int {
     switch nested {
     case .none: processor.physicalAddressBits
