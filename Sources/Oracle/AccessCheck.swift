@@ -45,6 +45,8 @@ extension Oracle {
     }
     if search.explained && !search.limitReached {
       if !search.explanations.contains(where: { !$0.stale }) { statistics.staleAccesses += 1 }
+      // Walks a saturated search did not run may have set nested A/D bits in these tables.
+      if search.saturated { nestedFrames.formUnion(search.nestedTables) }
       apply(search.explanations, fault: outcome.isFault)
       faulted(address, outcome)
       return .agrees
@@ -63,7 +65,11 @@ extension Oracle {
       // does not, §1.8, §6.1), and the explanations found so far are not all there are (one
       // reading a cached entry older than those tried may write no A/D bit). Every A/D bit any
       // walk of the address could write is possible.
-      for (word, bits) in search.unjudged() { unsure.possible[word, default: 0] |= bits }
+      var tables: Set<UInt64> = []
+      for (word, bits) in search.unjudged(nestedTables: &tables) {
+        unsure.possible[word, default: 0] |= bits
+      }
+      nestedFrames.formUnion(tables)
       for explanation in search.explanations {
         for (word, bits) in explanation.certain { unsure.possible[word, default: 0] |= bits }
         for (word, bits) in explanation.possible { unsure.possible[word, default: 0] |= bits }
@@ -157,7 +163,7 @@ extension Oracle {
       }
     }
     for (word, bits) in certain where bits != 0 {
-      model.state.memory[word] |= bits
+      write(word, model.state.memory[word] | bits)
       uncertain.settle(word, bits)
     }
     for (word, bits) in possible {
@@ -165,7 +171,7 @@ extension Oracle {
       uncertain.add(word, unknown)
     }
     for (word, bits) in nestedBits {
-      model.state.memory[word] |= bits
+      write(word, model.state.memory[word] | bits)
       nestedFrames.insert(word >> 12)
     }
   }

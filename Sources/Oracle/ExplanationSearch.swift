@@ -142,10 +142,23 @@ struct ExplanationSearch {
   private(set) var outcomes: [Outcome] = []
   private(set) var explanations: [Explanation] = []
   private(set) var limitReached = false
+  /// Whether the explanations found so far decide everything the rest could: together they
+  /// write nothing certainly and may write every A/D bit any walk of the address could still
+  /// change (``unjudged()`` less what is set or uncertain already). The search then stops: the
+  /// oracle applies the same either way (Oracle/apply).
+  private(set) var saturated = false
   private var runs = 0
-  /// Copies of the oracle's memory as it is outside the search, for nested views: copying
-  /// the whole memory per walk would dominate the search.
-  private var spares: [FrameMemory] = []
+  /// What the explanations found so far all write certainly (`nil` before the first), and
+  /// what any writes, certainly or possibly.
+  private var commonWrites: [UInt64: UInt64]? = nil
+  private var anyWrites: [UInt64: UInt64] = [:]
+  /// ``unjudged()`` less the bits already set or uncertain, once computed; and the nested
+  /// table frames it met, where walks not run may have set nested A/D bits.
+  private var changeable: [UInt64: UInt64]? = nil
+  private(set) var nestedTables: Set<UInt64> = []
+  /// A search checks whether it is saturated only once it has run this many walks: computing
+  /// ``changeable`` costs a few walks' worth, which small searches need not pay.
+  static let saturationCheckRuns = 8
   /// Walks one search may run before it gives up and accepts.
   static let runLimit = 2048
   /// The guest accessed and dirty flags (bits 5 and 6 of an x86 entry).
@@ -163,14 +176,13 @@ struct ExplanationSearch {
   var explained: Bool { !explanations.isEmpty }
 
   /// A copy of the oracle's memory without the current walk's overlay (`saved` holds the
-  /// overlaid words' own values): a spare one when there is one.
-  private mutating func spareView(unpinning saved: [(word: UInt64, value: UInt64)])
-    -> FrameMemory
-  {
-    if let spare = spares.popLast() { return spare }
-    var copy = oracle.model.state.memory
-    for (word, value) in saved { copy[word] = value }
-    return copy
+  /// overlaid words' own values), from the oracle's pool (``MemoryViews``).
+  private func spareView(unpinning saved: [(word: UInt64, value: UInt64)]) -> FrameMemory {
+    oracle.views.take {
+      var copy = oracle.model.state.memory
+      for (word, value) in saved { copy[word] = value }
+      return copy
+    }
   }
 
   /// Explores every root the current context had, most recent first.
@@ -187,7 +199,7 @@ struct ExplanationSearch {
     let windows = oracle.timeline.windows(oracle.linearContext, within: bound...now)
     for window in windows {
       visit(Candidate(root: window.root, rootEpochs: window.epochs, pins: Pins()))
-      if limitReached { return }
+      if limitReached || saturated { return }
     }
   }
 
@@ -265,6 +277,14 @@ struct ExplanationSearch {
   /// guest table's guest-physical address through every value its nested entries held; rights
   /// and reserved bits are not looked at.
   func unjudged() -> [UInt64: UInt64] {
+    var frames: Set<UInt64> = []
+    return unjudged(nestedTables: &frames)
+  }
+
+  /// ``unjudged()``, and in `nestedTables` the frames of every nested table those walks, and
+  /// the final translations of their leaves, may read (by the same layout): where they may set
+  /// nested A/D bits.
+  func unjudged(nestedTables frames: inout Set<UInt64>) -> [UInt64: UInt64] {
     let levels = oracle.guestLevels
     guard levels > 0 else { return [:] }
     let guestMask = EntryMasks.address(bits: oracle.processor.physicalAddressBits)
@@ -277,12 +297,15 @@ struct ExplanationSearch {
       var next: Set<UInt64> = []
       let index = address >> UInt64(12 + 9 * (level - 1)) & 0x1FF
       for table in tables {
-        for entry in hostAddresses(table | index << 3) {
+        for entry in hostAddresses(table | index << 3, tables: &frames) {
           var bits: UInt64 = 0
           for value in values(entry) where value & 1 != 0 {
             bits |= Self.accessedBit
             if level == 1 || level <= 3 && value >> 7 & 1 == 1 {
               bits |= write ? Self.dirtyBit : 0
+              let size: UInt64 = 1 << UInt64(12 + 9 * (level - 1))
+              _ = hostAddresses(
+                value & guestMask & ~(size - 1) | address & (size - 1), tables: &frames)
             } else {
               next.insert(value & guestMask)
             }
@@ -304,7 +327,7 @@ struct ExplanationSearch {
 
   /// Every host address a nested walk of `gpa` may give over any values its entries held, by
   /// entry layout (present bits, page-size bit); `gpa` itself without a nested stage.
-  private func hostAddresses(_ gpa: UInt64) -> Set<UInt64> {
+  private func hostAddresses(_ gpa: UInt64, tables frames: inout Set<UInt64>) -> Set<UInt64> {
     let levels = oracle.model.state.configuration.nestedLevels
     guard levels > 0 else { return [gpa] }
     let mask = EntryMasks.address(bits: oracle.nestedAddressBits)
@@ -317,6 +340,7 @@ struct ExplanationSearch {
       let shift = UInt64(12 + 9 * (level - 1))
       let size: UInt64 = 1 << shift
       for table in tables {
+        frames.insert(table >> 12)
         for value in values(table | (gpa >> shift & 0x1FF) << 3)
         where value & (ept ? 7 : 1) != 0 {
           if level == 1 || level <= 3 && value >> 7 & 1 == 1 {
@@ -413,6 +437,8 @@ struct ExplanationSearch {
   }
 
   private mutating func visit(_ candidate: Candidate) {
+    if changeable == nil && runs >= Self.saturationCheckRuns { checkSaturation() }
+    if saturated { return }
     guard runs < oracle.searchWalkLimit else {
       limitReached = true
       return
@@ -598,11 +624,11 @@ struct ExplanationSearch {
     for (gpa, undo) in patches {
       guard var view = views.removeValue(forKey: gpa) else { continue }
       for (word, value) in undo.reversed() { view[word] = value }
-      spares.append(view)
+      oracle.views.giveBack(view)
     }
     for child in children {
       visit(child)
-      if limitReached { return }
+      if limitReached || saturated { return }
     }
   }
 
@@ -726,6 +752,44 @@ struct ExplanationSearch {
       }
     }
     explanations.append(explanation)
+    note(explanation)
+  }
+
+  /// Folds an explanation into what the ones found so far write, and decides ``saturated``.
+  private mutating func note(_ explanation: Explanation) {
+    for (word, bits) in explanation.certain { anyWrites[word, default: 0] |= bits }
+    for (word, bits) in explanation.possible { anyWrites[word, default: 0] |= bits }
+    // After a fault nothing is certain (Oracle/apply): only what may be written counts.
+    if !observed.isFault {
+      if let common = commonWrites {
+        var narrowed: [UInt64: UInt64] = [:]
+        for (word, bits) in common {
+          let both = bits & (explanation.certain[word] ?? 0)
+          if both != 0 { narrowed[word] = both }
+        }
+        commonWrites = narrowed
+      } else {
+        commonWrites = explanation.certain.filter { $0.value != 0 }
+      }
+    }
+    checkSaturation()
+  }
+
+  /// Decides ``saturated`` from the explanations found so far, once the search has run
+  /// ``saturationCheckRuns`` walks.
+  private mutating func checkSaturation() {
+    guard oracle.stopsSaturatedSearches, runs >= Self.saturationCheckRuns, !explanations.isEmpty
+    else { return }
+    if !observed.isFault && commonWrites?.isEmpty != true { return }
+    if changeable == nil {
+      var result: [UInt64: UInt64] = [:]
+      for (word, bits) in unjudged(nestedTables: &nestedTables) {
+        let open = bits & ~oracle.model.state.memory[word] & ~oracle.uncertain[word]
+        if open != 0 { result[word] = open }
+      }
+      changeable = result
+    }
+    saturated = (changeable ?? [:]).allSatisfy { $0.value & ~(anyWrites[$0.key] ?? 0) == 0 }
   }
 
   /// The updates that land on the current value of their word (one written over since the

@@ -26,6 +26,9 @@ public final class Oracle {
   /// Walks the explanation search of one access may run before it gives up and accepts
   /// (``Oracle/searchLimit`` unless lowered, as tests do to exercise a search that gives up).
   public var searchWalkLimit = Oracle.searchLimit
+  /// Whether a search stops once it is saturated (``ExplanationSearch/saturated``); tests turn
+  /// it off to compare with the whole search.
+  var stopsSaturatedSearches = true
 
   /// The machine now: memory, the guest's controls and the nested dimension, as the model
   /// reads them (under paravirtualization: the machine-frame tables, no nested stage).
@@ -60,6 +63,9 @@ public final class Oracle {
   var latestChange = Int.min
   /// The result the target reported for the operation being judged (other than an access).
   var pendingObservation: TraceResult?
+  /// Copies of memory for the explanation search's nested views, kept up to date through
+  /// ``write(_:_:)``.
+  var views = MemoryViews()
 
   /// An oracle for `state` under `mode`; throws when the reference model refuses the state or,
   /// under paravirtualization, when the domain builder cannot convert it.
@@ -150,8 +156,15 @@ public final class Oracle {
       history.recordWrite(address, old: old, new: value, epoch: epoch)
       latestChange = epoch
     }
-    model.state.memory[address] = value
+    write(address, value)
     uncertain.clear(address)
+  }
+
+  /// Sets a word of the machine's memory: every lasting change of the oracle's memory goes
+  /// through here (a search's overlays and ``backing(_:batchIndex:)``'s probes are undone).
+  func write(_ address: UInt64, _ value: UInt64) {
+    model.state.memory[address] = value
+    views.noteWrite(address, value)
   }
 
   /// The host physical address backing a guest-physical address through the nested
