@@ -53,26 +53,80 @@ struct Epochs: Hashable {
     first.overlaps(range) || rest?.contains { $0.overlaps(range) } == true
   }
 
-  /// The epochs in both sets; `nil` when none.
+  /// The number of intervals.
+  var count: Int { 1 + (rest?.count ?? 0) }
+
+  /// Interval `index` (0 ..< ``count``), in increasing order.
+  subscript(index: Int) -> ClosedRange<Int> {
+    index == 0 ? first : (rest ?? [])[index - 1]
+  }
+
+  /// The epochs in both sets; `nil` when none. (Both lists are in increasing order: one merge
+  /// pass over them, no sorting.)
   func intersection(_ other: Epochs) -> Epochs? {
     if rest == nil && other.rest == nil {
       let low = max(first.lowerBound, other.first.lowerBound)
       let high = min(first.upperBound, other.first.upperBound)
       return low <= high ? Epochs(low...high) : nil
     }
-    var common: [ClosedRange<Int>] = []
-    for a in ranges {
-      for b in other.ranges {
-        let low = max(a.lowerBound, b.lowerBound)
-        let high = min(a.upperBound, b.upperBound)
-        if low <= high { common.append(low...high) }
-      }
+    var common = Builder()
+    var i = 0
+    var j = 0
+    while i < count && j < other.count {
+      let a = self[i]
+      let b = other[j]
+      let low = max(a.lowerBound, b.lowerBound)
+      let high = min(a.upperBound, b.upperBound)
+      if low <= high { common.append(low...high) }
+      if a.upperBound < b.upperBound { i += 1 } else { j += 1 }
     }
-    return Epochs(union: common)
+    return common.epochs
   }
 
-  /// The union of both sets.
+  /// The union of both sets (one merge pass, as ``intersection(_:)``).
   func union(_ other: Epochs) -> Epochs {
-    Epochs(union: ranges + other.ranges) ?? self
+    var merged = Builder()
+    var i = 0
+    var j = 0
+    while i < count || j < other.count {
+      let takeMine = j == other.count || (i < count && self[i].lowerBound <= other[j].lowerBound)
+      if takeMine {
+        merged.append(self[i])
+        i += 1
+      } else {
+        merged.append(other[j])
+        j += 1
+      }
+    }
+    return merged.epochs ?? self
+  }
+
+  /// Builds a set from intervals appended in increasing order of their lower bounds,
+  /// coalescing those that overlap or touch.
+  struct Builder {
+    private var first: ClosedRange<Int>? = nil
+    private var rest: [ClosedRange<Int>] = []
+
+    mutating func append(_ range: ClosedRange<Int>) {
+      guard let head = first else {
+        first = range
+        return
+      }
+      let last = rest.last ?? head
+      if last.upperBound == Int.max || range.lowerBound <= last.upperBound + 1 {
+        let joined = last.lowerBound...max(last.upperBound, range.upperBound)
+        if rest.isEmpty { first = joined } else { rest[rest.count - 1] = joined }
+      } else {
+        rest.append(range)
+      }
+    }
+
+    /// The set, `nil` when nothing was appended.
+    var epochs: Epochs? {
+      guard let first else { return nil }
+      var result = Epochs(first)
+      if !rest.isEmpty { result.rest = rest }
+      return result
+    }
   }
 }

@@ -159,6 +159,8 @@ struct ExplanationSearch {
   /// A search checks whether it is saturated only once it has run this many walks: computing
   /// ``changeable`` costs a few walks' worth, which small searches need not pay.
   static let saturationCheckRuns = 8
+  /// ``options(_:current:guest:nestedMask:)`` by word (bit 0: read as a guest entry).
+  private var optionCache: [UInt64: [Option]] = [:]
   /// Walks one search may run before it gives up and accepts.
   static let runLimit = 2048
   /// The guest accessed and dirty flags (bits 5 and 6 of an x86 entry).
@@ -229,9 +231,20 @@ struct ExplanationSearch {
   /// double the nested walks of every guest table (the nested false alarm of seed 1, operation
   /// 260,999). Uncertain bits are guest A/D bits (bits 5 and 6): an EPT entry's memory type
   /// holds them, so a nested read of such a word branches on them.
-  private func options(_ word: UInt64, current: UInt64? = nil, guest: Bool, nestedMask: UInt64)
-    -> [Option]
-  {
+  private mutating func options(
+    _ word: UInt64, current: UInt64? = nil, guest: Bool, nestedMask: UInt64
+  ) -> [Option] {
+    // History, uncertain bits and the word's own value do not change during a search.
+    let key = word | (guest ? 1 : 0)
+    if let known = optionCache[key] { return known }
+    let result = computeOptions(word, current: current, guest: guest, nestedMask: nestedMask)
+    optionCache[key] = result
+    return result
+  }
+
+  private func computeOptions(
+    _ word: UInt64, current: UInt64?, guest: Bool, nestedMask: UInt64
+  ) -> [Option] {
     let value = current ?? oracle.model.state.memory[word]
     let ignored = guest ? EntryMasks.accessedDirty : nestedMask
     var result: [Option] = []
@@ -369,15 +382,16 @@ struct ExplanationSearch {
       let upper = kill == Int.max ? Int.max : kill - 1
       return read.lowerBound <= upper ? Epochs(read.lowerBound...upper) : nil
     }
-    var windows: [ClosedRange<Int>] = []
-    for read in feasible.ranges {
+    var windows = Epochs.Builder()
+    for index in 0..<feasible.count {
+      let read = feasible[index]
       let kill = log.nextKill(
         after: read.upperBound, .pagingStructure(level: chain.level), address: address,
         context: context)
       let upper = kill == Int.max ? Int.max : kill - 1
       if read.lowerBound <= upper { windows.append(read.lowerBound...upper) }
     }
-    return Epochs(union: windows)
+    return windows.epochs
   }
 
   /// Whether the chain's last read may be used at some epoch of `use`: read then, or (when
@@ -397,7 +411,8 @@ struct ExplanationSearch {
         address: address, context: context)
       return kill > max(use.lowerBound, read.upperBound + 1)
     }
-    for read in feasible.ranges where read.upperBound < use.lowerBound {
+    for index in 0..<feasible.count where feasible[index].upperBound < use.lowerBound {
+      let read = feasible[index]
       let kill = log.nextKill(
         after: read.upperBound, .translation(leafLevel: chain.level, global: global),
         address: address, context: context)
