@@ -87,7 +87,9 @@ public struct TraceRunner {
   }
 
   /// Resets the target to `state` and applies up to `count` operations drawn from `next`
-  /// (which sees the index), stopping at the first failure.
+  /// (which sees the index), stopping at the first failure. Through a ``PipeliningTarget``,
+  /// `next` is called up to a window ahead of the operations judged (see ``pipelineWindow``),
+  /// so what it returns must not depend on what the target observed.
   public func run(_ state: MachineState, count: Int, next: (Int) -> TraceOperation?) -> TraceRun {
     var result = TraceRun(verdict: .agreed)
     let oracle: Oracle
