@@ -419,6 +419,13 @@ extension JSON {
 
   private static func writeString(_ s: String, to out: inout String) {
     out += "\""
+    // Most strings (names, `0x` numbers, a snapshot's every address and value) need no escape:
+    // copy them whole rather than scalar by scalar.
+    if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+      out += s
+      out += "\""
+      return
+    }
     for scalar in s.unicodeScalars {
       switch scalar {
       case "\"": out += "\\\""

@@ -11,7 +11,9 @@ import Machine
 enum AdapterWire {
   // MARK: - Writing operations
 
-  /// Appends `operation`'s JSON line (without the newline) to `out`.
+  /// Appends `operation`'s JSON line (without the newline) to `out`: every kind of operation,
+  /// since a fuzzing mix draws flushes, register writes and batches often enough that building
+  /// a JSON tree for them costs more than the whole exchange.
   static func append(_ operation: TraceOperation, to out: inout [UInt8]) {
     switch operation {
     case .access(let address, let access):
@@ -31,8 +33,52 @@ enum AdapterWire {
       out.append(contentsOf: #","value":"#.utf8)
       hex(value, to: &out)
       out.append(125)
-    default:  // rare on the hot path: the general writer
-      out.append(contentsOf: operation.json.text().utf8)
+    case .writeRegister(let register, let value):
+      out.append(contentsOf: #"{"op":"write-register","register":""#.utf8)
+      out.append(contentsOf: register.rawValue.utf8)
+      out.append(contentsOf: #"","value":"#.utf8)
+      hex(value, to: &out)
+      out.append(125)
+    case .invlpg(let address):
+      out.append(contentsOf: #"{"op":"invlpg","address":"#.utf8)
+      hex(address, to: &out)
+      out.append(125)
+    case .invpcid(let type, let pcid, let address):
+      out.append(contentsOf: #"{"op":"invpcid","type":""#.utf8)
+      out.append(contentsOf: type.rawValue.utf8)
+      out.append(contentsOf: #"","pcid":"#.utf8)
+      hex(pcid, to: &out)
+      out.append(contentsOf: #","address":"#.utf8)
+      hex(address, to: &out)
+      out.append(125)
+    case .invept(let type, let eptp):
+      out.append(contentsOf: #"{"op":"invept","type":""#.utf8)
+      out.append(contentsOf: type.rawValue.utf8)
+      out.append(contentsOf: #"","eptp":"#.utf8)
+      hex(eptp, to: &out)
+      out.append(125)
+    case .invvpid(let type, let vpid, let address):
+      out.append(contentsOf: #"{"op":"invvpid","type":""#.utf8)
+      out.append(contentsOf: type.rawValue.utf8)
+      out.append(contentsOf: #"","vpid":"#.utf8)
+      hex(vpid, to: &out)
+      out.append(contentsOf: #","address":"#.utf8)
+      hex(address, to: &out)
+      out.append(125)
+    case .paravirtualBatch(let updates):
+      out.append(contentsOf: #"{"op":"paravirtual-batch","updates":["#.utf8)
+      for (index, update) in updates.enumerated() {
+        if index > 0 { out.append(44) }
+        out.append(contentsOf: #"{"entry":"#.utf8)
+        hex(update.entry, to: &out)
+        out.append(contentsOf: #","value":"#.utf8)
+        hex(update.value, to: &out)
+        if update.preserveAccessedDirty {
+          out.append(contentsOf: #","preserveAccessedDirty":true"#.utf8)
+        }
+        out.append(125)
+      }
+      out.append(contentsOf: "]}".utf8)
     }
   }
 

@@ -11,7 +11,7 @@ import Machine
 /// dies is reported as ``TargetError/Kind/crashed`` with its exit status or signal and the end
 /// of its standard error; an answer that is not a well-formed observation of this protocol
 /// version is ``TargetError/Kind/garbage`` with the offending line.
-public final class ProcessTarget: Target, StateExporting {
+public final class ProcessTarget: PipeliningTarget, StateExporting {
   /// How the adapter is started and how long it may take.
   public struct Configuration: Hashable, Sendable {
     /// The adapter's executable: a path, or a name searched for in `PATH`.
@@ -370,39 +370,5 @@ public final class ProcessTarget: Target, StateExporting {
   /// At most 300 characters of `text`.
   static func truncated(_ text: String) -> String {
     text.count > 300 ? text.prefix(300) + "… (\(text.utf8.count) bytes)" : text
-  }
-}
-
-/// What ``ProcessTarget/applyPipelined(_:)`` (or ``Target/applyAll(_:)``) produced: the
-/// observations of the operations applied, in order, and the error that stopped the run, if
-/// one did — caused by the operation at index `observations.count`.
-public struct PipelinedRun: Hashable, Sendable {
-  /// The observations, one per operation applied.
-  public var observations: [TraceObservation]
-  /// The failure that ended the run early, if any.
-  public var error: TargetError?
-
-  /// Makes a run.
-  public init(observations: [TraceObservation], error: TargetError?) {
-    self.observations = observations
-    self.error = error
-  }
-}
-
-extension Target {
-  /// Applies `operations` in order: pipelined through a ``ProcessTarget`` (see
-  /// ``ProcessTarget/applyPipelined(_:)``), one by one through any other target. Stops at the
-  /// first error.
-  public func applyAll(_ operations: [TraceOperation]) -> PipelinedRun {
-    if let process = self as? ProcessTarget { return process.applyPipelined(operations) }
-    var observations: [TraceObservation] = []
-    for operation in operations {
-      do {
-        observations.append(try apply(operation))
-      } catch {
-        return PipelinedRun(observations: observations, error: error)
-      }
-    }
-    return PipelinedRun(observations: observations, error: nil)
   }
 }

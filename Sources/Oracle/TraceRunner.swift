@@ -66,6 +66,14 @@ public struct TraceRunner {
   /// The check (`--prove-every`: the prover's soundness and page-table protection).
   public var stateCheck: ((MachineState) -> String?)? = nil
 
+  /// At most this many operations are sent ahead through a ``PipeliningTarget`` before their
+  /// answers are judged; 1 sends them one at a time, like any other target. A window also
+  /// ends at every memory and state check, so that the export sees the target after exactly
+  /// the operations it would one at a time. 64 answers of a few hundred bytes fit the socket
+  /// buffers many times over, and more buys little: the round trip is already paid once per
+  /// window.
+  public var pipelineWindow = 64
+
   /// A runner for `target` under `mode`.
   public init(target: any Target, mode: OracleMode) {
     self.target = target
@@ -79,7 +87,9 @@ public struct TraceRunner {
   }
 
   /// Resets the target to `state` and applies up to `count` operations drawn from `next`
-  /// (which sees the index), stopping at the first failure.
+  /// (which sees the index), stopping at the first failure. Through a ``PipeliningTarget``,
+  /// `next` is called up to a window ahead of the operations judged (see ``pipelineWindow``),
+  /// so what it returns must not depend on what the target observed.
   public func run(_ state: MachineState, count: Int, next: (Int) -> TraceOperation?) -> TraceRun {
     var result = TraceRun(verdict: .agreed)
     let oracle: Oracle
@@ -102,6 +112,12 @@ public struct TraceRunner {
       result.statistics = oracle.statistics
       return result
     }
+    if pipelineWindow > 1, let pipelining = target as? PipeliningTarget {
+      return finish(
+        runPipelined(
+          pipelining, count: count, next: next, oracle: oracle, exporter: exporter,
+          into: &result))
+    }
     for index in 0..<count {
       guard let operation = next(index) else { break }
       result.operations.append(operation)
@@ -115,20 +131,32 @@ public struct TraceRunner {
       if case .diverges(let divergence) = oracle.check(operation, observation) {
         return finish(.diverged(index: index, divergence))
       }
-      let last = index == count - 1
-      if memoryCheckInterval > 0, let exporter, last || (index + 1) % memoryCheckInterval == 0,
-        let exported = exporter.exportState(),
-        let disagreement = oracle.compareMemory(exported)
-      {
-        return finish(.memoryDisagrees(index: index, disagreement))
-      }
-      if stateCheckInterval > 0, let exporter, let stateCheck,
-        last || (index + 1) % stateCheckInterval == 0, let exported = exporter.exportState(),
-        let failure = stateCheck(exported)
-      {
-        return finish(.proofFailed(index: index, failure))
+      if let failure = checks(after: index, count: count, oracle: oracle, exporter: exporter) {
+        return finish(failure)
       }
     }
     return finish(.agreed)
+  }
+
+  /// The memory and state checks due after operation `index` of `count`, and the first failure
+  /// they find.
+  @inline(__always)
+  func checks(after index: Int, count: Int, oracle: Oracle, exporter: StateExporting?)
+    -> TraceVerdict?
+  {
+    guard let exporter else { return nil }
+    let last = index == count - 1
+    if memoryCheckInterval > 0, last || (index + 1) % memoryCheckInterval == 0,
+      let exported = exporter.exportState(),
+      let disagreement = oracle.compareMemory(exported)
+    {
+      return .memoryDisagrees(index: index, disagreement)
+    }
+    if stateCheckInterval > 0, let stateCheck, last || (index + 1) % stateCheckInterval == 0,
+      let exported = exporter.exportState(), let failure = stateCheck(exported)
+    {
+      return .proofFailed(index: index, failure)
+    }
+    return nil
   }
 }

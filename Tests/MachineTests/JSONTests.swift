@@ -18,6 +18,12 @@ import Testing
     #expect(try JSON.parse(text) == Self.sample)
   }
 
+  @Test("Strings are written as they are, escaping only quotes, backslashes and controls")
+  func stringsAreWrittenExactly() {
+    #expect(JSON.string("0x7f0000001000 é 𝄞").text() == "\"0x7f0000001000 é 𝄞\"")
+    #expect(JSON.string("a\"b\\c\nd\re\tf\u{1}g").text() == #""a\"b\\c\nd\re\tf\u0001g""#)
+  }
+
   @Test("Numbers keep their text, so 64-bit values survive exactly")
   func numbersKeepTheirText() throws {
     let parsed = try JSON.parse("[18446744073709551615, 0.1, 1E5]")

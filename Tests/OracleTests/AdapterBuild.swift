@@ -154,6 +154,7 @@ enum AdapterBuild {
   /// | `hang-reset`    | never answers a reset                                            |
   /// | `garbage`       | answers operations with a line that is not JSON                  |
   /// | `not-observation` | answers `{"result":"translated"}` (no address)                 |
+  /// | `unsupported`   | answers operations `unsupported`                                 |
   /// | `wrong-version` | announces protocol version 2                                     |
   /// | `no-handshake`  | exits at once with status 0                                      |
   /// | `silent`        | starts, never writes anything                                    |
@@ -162,6 +163,11 @@ enum AdapterBuild {
   /// | `long-line`     | answers with a line of 2 MiB                                     |
   /// | `ignore-eof`    | keeps running after its input closes                             |
   /// | `leaks-child`   | starts a child that sleeps forever, then hangs                   |
+  ///
+  /// A second argument N moves the misbehaviour of `crash`, `exit`, `hang`, `garbage`,
+  /// `not-observation` and `unsupported` to the Nth operation after the last reset (counting
+  /// from 1; the ones before it are answered correctly, the ones after it as the mode says):
+  /// a fault in the middle of a pipelined window.
   ///
   /// Its correct answers are `ready` to a reset and `completed` to every operation.
   static let misbehavingSource = #"""
@@ -177,6 +183,10 @@ enum AdapterBuild {
 
     int main(int argc, char **argv) {
       const char *mode = argc > 1 ? argv[1] : "";
+      /* The operation the misbehaviour starts at: the second for crash and exit, else the
+         first, unless the second argument says otherwise. */
+      int from = argc > 2 ? atoi(argv[2])
+                 : strcmp(mode, "crash") == 0 || strcmp(mode, "exit") == 0 ? 2 : 1;
       if (strcmp(mode, "no-handshake") == 0) return 0;
       if (strcmp(mode, "silent") == 0) hang();
       printf("{\"protocol\":\"nestcheck-adapter\",\"version\":%d,\"name\":\"misbehaving\","
@@ -201,20 +211,25 @@ enum AdapterBuild {
             puts("{\"result\":\"ready\"}");
           }
           fflush(stdout);
+          operations = 0;
           continue;
         }
         operations++;
-        if (strcmp(mode, "hang") == 0 || strcmp(mode, "leaks-child") == 0) hang();
-        if (strcmp(mode, "crash") == 0 && operations == 2) {
+        int misbehave = operations >= from;
+        if (strcmp(mode, "leaks-child") == 0) hang();
+        if (strcmp(mode, "hang") == 0 && misbehave) hang();
+        if (strcmp(mode, "crash") == 0 && operations == from) {
           fputs("misbehaving: about to crash\n", stderr);
           fflush(stderr);
           raise(SIGSEGV);
         }
-        if (strcmp(mode, "exit") == 0 && operations == 2) exit(3);
-        if (strcmp(mode, "garbage") == 0) {
+        if (strcmp(mode, "exit") == 0 && operations == from) exit(3);
+        if (strcmp(mode, "garbage") == 0 && misbehave) {
           puts("this is not JSON");
-        } else if (strcmp(mode, "not-observation") == 0) {
+        } else if (strcmp(mode, "not-observation") == 0 && misbehave) {
           puts("{\"result\":\"translated\"}");
+        } else if (strcmp(mode, "unsupported") == 0 && misbehave) {
+          puts("{\"result\":\"unsupported\",\"message\":\"not today\"}");
         } else if (strcmp(mode, "long-line") == 0) {
           for (int i = 0; i < 2 << 20; i++) putchar('x');
           putchar('\n');

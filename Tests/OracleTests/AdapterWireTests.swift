@@ -29,6 +29,26 @@ struct AdapterWireTests {
     #expect(String(decoding: bytes, as: UTF8.self) == operation.json.text())
   }
 
+  @Test func theWriterWritesEveryNameAndBatchShapeOfTheTraceFormat() {
+    var operations: [TraceOperation] = RegisterName.allCases.map { .writeRegister($0, value: 5) }
+    operations += InvpcidType.allCases.map { .invpcid($0, pcid: 0, linearAddress: 0x1000) }
+    operations += InveptType.allCases.map { .invept($0, eptp: 0) }
+    operations += InvvpidType.allCases.map { .invvpid($0, vpid: 0xFFFF, linearAddress: 1) }
+    operations += [
+      .paravirtualBatch([]),
+      .paravirtualBatch([
+        PageTableUpdate(entry: 0x3008, value: 0x5007),
+        PageTableUpdate(entry: 0x3010, value: 0, preserveAccessedDirty: true),
+        PageTableUpdate(entry: 0x7_0000_0000, value: .max),
+      ]),
+    ]
+    for operation in operations {
+      var bytes: [UInt8] = []
+      AdapterWire.append(operation, to: &bytes)
+      #expect(String(decoding: bytes, as: UTF8.self) == operation.json.text())
+    }
+  }
+
   @Test func theWriterWritesEveryWidthOfNumber() {
     var random = SeededGenerator(seed: 3)
     for shift in 0..<64 {

@@ -5,9 +5,11 @@
  *
  * Usage: walker-adapter            (nestcheck starts it: --target process:./walker-adapter)
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "walker.h"
@@ -366,17 +368,60 @@ static int read_operation(const json_value *line, const json_value *name, nestch
 
 /* ---- The request loop --------------------------------------------------------------------- */
 
+/* Standard input, read in large pieces and handed out a line at a time. */
+typedef struct input {
+  char *data;
+  size_t start, end, capacity;
+} input;
+
+/* The next request line (its newline replaced by a NUL; valid until the next call), or NULL at
+   the end of the input. nestcheck may send several requests before it reads their answers, so
+   the answers wait in stdout's buffer while more requests are at hand, and are flushed, in one
+   write, just before waiting for more input: nestcheck has every answer it can get whenever
+   the adapter waits, so neither side can block the other. */
+static char *next_request(input *in) {
+  for (;;) {
+    char *line = in->data + in->start;
+    char *newline = in->end > in->start ? memchr(line, '\n', in->end - in->start) : NULL;
+    if (newline != NULL) {
+      *newline = '\0';
+      in->start = (size_t)(newline + 1 - in->data);
+      return line;
+    }
+    fflush(stdout);
+    memmove(in->data, line, in->end - in->start); /* keep the partial line, at the start */
+    in->end -= in->start;
+    in->start = 0;
+    if (in->capacity - in->end < 4096) {
+      size_t capacity = in->capacity < 65536 ? 65536 : 2 * in->capacity;
+      char *data = realloc(in->data, capacity);
+      if (data == NULL) return NULL;
+      in->data = data;
+      in->capacity = capacity;
+    }
+    ssize_t count = read(STDIN_FILENO, in->data + in->end, in->capacity - in->end - 1);
+    if (count < 0 && errno == EINTR) continue;
+    if (count <= 0) { /* the end (or a broken input): a last line without a newline counts */
+      if (in->end == 0) return NULL;
+      in->data[in->end] = '\0';
+      in->start = in->end = 0;
+      return in->data;
+    }
+    in->end += (size_t)count;
+  }
+}
+
 int main(void) {
   static char output[1 << 16];
-  setvbuf(stdout, output, _IOFBF, sizeof output); /* one write per response */
+  setvbuf(stdout, output, _IOFBF, sizeof output); /* answers leave in few writes */
   puts(walker_description);
   fflush(stdout);
 
   walker *w = NULL;
-  char *line = NULL;
-  size_t capacity = 0;
+  input in = {NULL, 0, 0, 0};
+  char *line;
   char error[256];
-  while (getline(&line, &capacity, stdin) > 0) {
+  while ((line = next_request(&in)) != NULL) {
     json_value request;
     if (json_parse(line, &request, error, sizeof error) != 0) {
       respond_message("error", error);
@@ -414,9 +459,9 @@ int main(void) {
       }
       json_free(&request);
     }
-    fflush(stdout);
   }
+  fflush(stdout);
   walker_destroy(w);
-  free(line);
+  free(in.data);
   return 0; /* end of input: nestcheck is done with us */
 }
