@@ -258,8 +258,8 @@ public final class NestedMMU: VirtualMMU {
     nestedContext = contexts.id(ContextTag(vpid: .max, pcid: 0, root: root))
     if contexts.generation != generation {  // names start over: nothing cached may keep one
       tlb.flush()
-      guestCache?.invalidate { _ in true }
-      nestedCache?.invalidate { _ in true }
+      guestCache?.flush()
+      nestedCache?.flush()
       context = contexts.id(ContextTag(vpid: vpid, pcid: pcid, root: root))
       nestedContext = contexts.id(ContextTag(vpid: .max, pcid: 0, root: root))
     }

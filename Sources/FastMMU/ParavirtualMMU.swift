@@ -163,7 +163,8 @@ public final class ParavirtualMMU: VirtualMMU {
       switch type {
       case .individualAddress: invalidate(address, includingGlobal: false)
       case .singleContext:
-        tlb.invalidateAll { !$0.isGlobal && self.contexts.tag(of: $0.context).pcid == pcid }
+        let names = contexts.names
+        tlb.invalidateAll { !$0.isGlobal && names[$0.context].pcid == pcid }
       case .allContexts: tlb.invalidateAll { !$0.isGlobal }
       case .allContextsIncludingGlobal: tlb.flush()
       }
@@ -212,7 +213,8 @@ public final class ParavirtualMMU: VirtualMMU {
     if register == .cr3 {
       if !(decoded.pcidEnabled && value & ControlBit.cr3NoFlush != 0) {
         let pcid = decoded.pcid
-        tlb.invalidateAll { !$0.isGlobal && self.contexts.tag(of: $0.context).pcid == pcid }
+        let names = contexts.names
+        tlb.invalidateAll { !$0.isGlobal && names[$0.context].pcid == pcid }
       }
     } else if NestedMMU.flushesEverything(old, decoded) {
       tlb.flush()
