@@ -216,6 +216,18 @@ final class TranslationBuffer {
     largePieces.removeAll()
   }
 
+  /// Drops everything and forgets the controls: the TLB as a new one is.
+  func reset() {
+    flush()
+    allow.update(repeating: 0, count: AccessClass.count)
+    control.pointee.contextKey = 0
+    control.pointee.keysEnabled = false
+    control.pointee.keyControl = nil
+    #if NESTCHECK_BUGS
+      control.pointee.writesIgnoreDirty = false
+    #endif
+  }
+
   /// The number of entries held.
   var count: Int { occupied.count }
 }
