@@ -14,9 +14,13 @@ import Machine
 /// zero-filled, so the operating system backs only the parts that name a populated page. Frames
 /// outside that window (addresses near the top of a 52-bit space, rare in practice) live in an
 /// overflow dictionary. Pages that were never written are not stored and read as zero.
+///
+/// A small memory (its pages within one slab) that an MMU leaves behind is emptied and kept by
+/// the ``Recycler`` for the next MMU, so a fuzzer that builds an MMU per episode maps, faults
+/// in and unmaps its slab and frame table once, not once per episode.
 final class HostMemory {
   /// The first frame of the direct window.
-  let base: UInt64
+  private(set) var base: UInt64
   /// The frame table: `direct[f - base]` is the page of frame `f`, or `nil`.
   private(set) var direct: UnsafeMutablePointer<UnsafeMutablePointer<UInt64>?>
   /// The number of frames the direct window covers (a power of two).
@@ -55,8 +59,65 @@ final class HostMemory {
   /// tables that are neighbours in physical memory are neighbours here too.
   convenience init(_ memory: PhysicalMemory) {
     self.init()
-    for frame in memory.populatedFrames { createPage(frame: frame) }
+    load(memory)
+  }
+
+  /// Memory holding a snapshot's words: a recycled one if the ``Recycler`` has one.
+  static func make(_ memory: PhysicalMemory) -> HostMemory {
+    let result = Recycler.shared.hostMemory(base: 0)
+    result.load(memory)
+    return result
+  }
+
+  /// Empty memory whose direct window starts at frame `base`: a recycled one if the
+  /// ``Recycler`` has one.
+  static func make(base: UInt64) -> HostMemory {
+    Recycler.shared.hostMemory(base: base)
+  }
+
+  /// Writes a snapshot's words into empty memory, the frame table first grown once to cover
+  /// the highest frame it can.
+  private func load(_ memory: PhysicalMemory) {
+    let frames = memory.populatedFrames
+    if let highest = frames.last(where: { $0 &- base < Self.directLimit }),
+      highest &- base >= directCount
+    {
+      grow(toCover: highest &- base)
+    }
+    for frame in frames { createPage(frame: frame) }
     for (address, value) in memory.words { write(address, value) }
+  }
+
+  /// Whether the memory is small enough to be worth keeping for reuse: its pages fit one
+  /// slab, so keeping it holds at most 2 MiB of pages (and the frame-table pages that name
+  /// them) resident, and a large memory still goes back to the system when its MMU goes.
+  var isRecyclable: Bool { slabs.count <= 1 }
+
+  /// Makes the memory empty, as a new one is: every page it handed out is zeroed and taken
+  /// back, the frame table names no page, the overflow is empty. Keeps the slab and the
+  /// (zeroed) frame table mapped. Only for a memory that ``isRecyclable``.
+  func empty() {
+    precondition(isRecyclable)
+    for index in directIndices {
+      if let page = direct[index] {
+        page.update(repeating: 0, count: 512)
+        direct[index] = nil
+      }
+    }
+    directIndices.removeAll(keepingCapacity: true)
+    for page in overflow.values { page.update(repeating: 0, count: 512) }
+    overflow.removeAll()
+    // Every page carved from the slab is now zero (discarded ones were zeroed when they were
+    // discarded), so carving starts over.
+    freePages.removeAll(keepingCapacity: true)
+    slabUsed = slabs.isEmpty ? Self.pagesPerSlab : 0
+  }
+
+  /// Moves the direct window of an empty memory to start at frame `base`.
+  func rebase(_ base: UInt64) {
+    precondition(directIndices.isEmpty && overflow.isEmpty, "only an empty memory moves")
+    self.base = base
+    header.pointee.base = base
   }
 
   deinit {

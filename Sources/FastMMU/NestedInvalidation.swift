@@ -4,25 +4,27 @@ import Machine
 /// each names the tags it reaches. Dropping more than the architecture requires is always
 /// allowed (any entry may be evicted at any time); dropping less is a bug.
 extension NestedMMU {
-  /// Tag predicates over TLB and cache entries.
-  private func tag(_ id: UInt32) -> ContextTag { contexts.tag(of: id) }
-
   /// Drops linear/combined mappings (TLB and combined caches) whose tag and global flag
-  /// satisfy `matches`, for one address or for all. Cache entries are never global.
+  /// satisfy `matches`, for one address or for all. Cache entries are never global. Inlined,
+  /// so each caller's predicate is inlined into the loops over the entries held.
+  @inline(__always)
   private func dropCombined(
     address: UInt64? = nil, where matches: (ContextTag, _ global: Bool) -> Bool
   ) {
+    let names = contexts.names
     if let address {
-      tlb.invalidate(address: address) { matches(self.tag($0.context), $0.isGlobal) }
+      tlb.invalidate(address: address) { matches(names[$0.context], $0.isGlobal) }
     } else {
-      tlb.invalidateAll { matches(self.tag($0.context), $0.isGlobal) }
+      tlb.invalidateAll { matches(names[$0.context], $0.isGlobal) }
     }
-    guestCache?.invalidate { matches(self.tag($0), false) }
+    guestCache?.invalidate { matches(names[$0], false) }
   }
 
   /// Drops guest-physical mappings (the nested caches) whose tag satisfies `matches`.
+  @inline(__always)
   private func dropGuestPhysical(where matches: (ContextTag) -> Bool) {
-    nestedCache?.invalidate { matches(self.tag($0)) }
+    let names = contexts.names
+    nestedCache?.invalidate { matches(names[$0]) }
   }
 
   /// SEMANTICS §6.1/§6.2: a #PF invalidates the mappings for the faulting linear address; an
@@ -37,15 +39,19 @@ extension NestedMMU {
       #if NESTCHECK_BUGS
         if control.bugs.contains(.faultKeepsStaleEntry) { return }
       #endif
-      tlb.invalidate(address: address) { self.tag($0.context).vpid == current }
-      guestCache?.invalidate(address: address) { $0 == self.context }
+      let names = contexts.names
+      let context = context
+      tlb.invalidate(address: address) { names[$0.context].vpid == current }
+      guestCache?.invalidate(address: address) { $0 == context }
       return
     case .eptViolation(_, let gpa, _), .eptMisconfiguration(let gpa):
       exits.record(fault.kindName == "ept-violation" ? .eptViolation : .eptMisconfiguration)
-      nestedCache?.invalidate(address: gpa) { $0 == self.nestedContext }
+      let nestedContext = nestedContext
+      nestedCache?.invalidate(address: gpa) { $0 == nestedContext }
     case .nestedPageFault(_, let gpa):
       exits.record(.nestedPageFault)
-      nestedCache?.invalidate(address: gpa) { $0 == self.nestedContext }
+      let nestedContext = nestedContext
+      nestedCache?.invalidate(address: gpa) { $0 == nestedContext }
     }
     dropCombined(address: address) { tag, _ in tag.vpid == current }
     if current == 0 { dropCombined { tag, _ in tag.vpid == 0 } }
@@ -128,15 +134,16 @@ extension NestedMMU {
   func invlpg(_ address: UInt64) {
     let current = vpid
     let pcid = control.pcid
+    let names = contexts.names
     guestCache?.invalidate {
-      let t = self.tag($0)
+      let t = names[$0]
       return t.vpid == current && t.pcid == pcid
     }
     #if NESTCHECK_BUGS
       if control.bugs.contains(.invlpgKeepsEntry) { return }
     #endif
     tlb.invalidate(address: address) {
-      let t = self.tag($0.context)
+      let t = names[$0.context]
       return t.vpid == current && (t.pcid == pcid || $0.isGlobal)
     }
   }
@@ -150,12 +157,13 @@ extension NestedMMU {
       guard control.levels == 0 || control.isCanonical(address) else {
         return .refused(.invalidValue)
       }
+      let names = contexts.names
       tlb.invalidate(address: address) {
-        let t = self.tag($0.context)
+        let t = names[$0.context]
         return t.vpid == current && t.pcid == pcid && !$0.isGlobal
       }
       guestCache?.invalidate {
-        let t = self.tag($0)
+        let t = names[$0]
         return t.vpid == current && t.pcid == pcid
       }
     case .singleContext:

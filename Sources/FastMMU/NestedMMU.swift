@@ -50,20 +50,23 @@ public final class NestedMMU: VirtualMMU {
     }
     self.configuration = configuration
     processor = state.processor
-    memory = HostMemory(state.memory)
+    memory = HostMemory.make(state.memory)
     registers = state.guest
     nestedSnapshot = state.nested
     nested = try NestedDimension(state.nested)
     vpid = configuration.initialVPID
     tlbEnabled = configuration.tlbEntries > 0
-    tlb = TranslationBuffer(capacity: max(1, configuration.tlbEntries))
+    tlb = Recycler.shared.translationBuffer(capacity: max(1, configuration.tlbEntries))
     tlbControl = tlb.control
     #if NESTCHECK_BUGS
       tlbControl.pointee.writesIgnoreDirty = configuration.bugs.contains(.writeThroughCleanEntry)
     #endif
     let cacheEntries = configuration.pagingStructureCacheEntries
-    guestCache = cacheEntries > 0 ? PagingStructureCache(entriesPerLevel: cacheEntries) : nil
-    nestedCache = cacheEntries > 0 ? PagingStructureCache(entriesPerLevel: cacheEntries) : nil
+    let recycler = Recycler.shared
+    guestCache =
+      cacheEntries > 0 ? recycler.pagingStructureCache(entriesPerLevel: cacheEntries) : nil
+    nestedCache =
+      cacheEntries > 0 ? recycler.pagingStructureCache(entriesPerLevel: cacheEntries) : nil
     walker = .allocate(capacity: 1)
     walker.initialize(
       to: WalkerState(
@@ -77,7 +80,13 @@ public final class NestedMMU: VirtualMMU {
     controlsChanged()
   }
 
+  /// Leaves the TLB, the caches and the memory to the ``Recycler``, emptied.
   deinit {
+    let recycler = Recycler.shared
+    recycler.recycle(tlb)
+    if let guestCache { recycler.recycle(guestCache) }
+    if let nestedCache { recycler.recycle(nestedCache) }
+    recycler.recycle(memory)
     walker.deinitialize(count: 1)
     walker.deallocate()
     eptStage?.deinitialize(count: 1)
@@ -258,8 +267,8 @@ public final class NestedMMU: VirtualMMU {
     nestedContext = contexts.id(ContextTag(vpid: .max, pcid: 0, root: root))
     if contexts.generation != generation {  // names start over: nothing cached may keep one
       tlb.flush()
-      guestCache?.invalidate { _ in true }
-      nestedCache?.invalidate { _ in true }
+      guestCache?.flush()
+      nestedCache?.flush()
       context = contexts.id(ContextTag(vpid: vpid, pcid: pcid, root: root))
       nestedContext = contexts.id(ContextTag(vpid: .max, pcid: 0, root: root))
     }

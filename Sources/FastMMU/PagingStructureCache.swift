@@ -33,7 +33,9 @@ struct CachedStructure: Sendable {
 /// the nested walk are both instances. An entry is filled only from a successful walk, after
 /// its A flags are set; any entry may be evicted at any time (SEMANTICS §6.1).
 ///
-/// A walker holds a ``Handle``, a plain value, so looking up costs no reference counting.
+/// A walker holds a ``Handle``, a plain value, so looking up costs no reference counting. A
+/// ``SlotSet`` says which slots hold an entry, so an invalidation by context visits only
+/// those.
 final class PagingStructureCache {
   /// The storage as walkers use it.
   let handle: Handle
@@ -44,16 +46,20 @@ final class PagingStructureCache {
     while count < entriesPerLevel { count <<= 1 }
     let storage = UnsafeMutablePointer<CachedStructure>.allocate(capacity: 4 * count)
     storage.initialize(repeating: .empty, count: 4 * count)
-    handle = Handle(storage: storage, entriesPerLevel: count)
+    handle = Handle(storage: storage, entriesPerLevel: count, occupied: .allocate(slots: 4 * count))
   }
 
-  deinit { handle.storage.deallocate() }
+  deinit {
+    handle.storage.deallocate()
+    handle.occupied.deallocate()
+  }
 
   /// Entries per level.
   var entriesPerLevel: Int { handle.entriesPerLevel }
 
   /// Drops every entry, of every level, that could be used for `address` in a context for
   /// which `matches` holds.
+  @inline(__always)
   func invalidate(address: UInt64, where matches: (UInt32) -> Bool) {
     let storage = handle.storage
     for level in 2...5 {
@@ -61,23 +67,40 @@ final class PagingStructureCache {
       let index = handle.slot(level: level, tag: tag)
       if storage[index].tag == tag && matches(storage[index].context) {
         storage[index] = .empty
+        handle.occupied.remove(index)
       }
     }
   }
 
   /// Drops every entry whose context satisfies `matches`.
+  @inline(__always)
   func invalidate(where matches: (UInt32) -> Bool) {
     let storage = handle.storage
-    for index in 0..<(4 * entriesPerLevel)
-    where storage[index].tag != .max && matches(storage[index].context) {
-      storage[index] = .empty
+    let occupied = handle.occupied
+    occupied.forEach { index in
+      if matches(storage[index].context) {
+        storage[index] = .empty
+        occupied.remove(index)
+      }
     }
   }
+
+  /// Drops every entry.
+  func flush() {
+    let storage = handle.storage
+    handle.occupied.forEach { storage[$0] = .empty }
+    handle.occupied.removeAll()
+  }
+
+  /// The number of entries held.
+  var count: Int { handle.occupied.count }
 
   /// The cache's storage and geometry.
   struct Handle {
     let storage: UnsafeMutablePointer<CachedStructure>
     let entriesPerLevel: Int
+    /// The slots that hold an entry.
+    let occupied: SlotSet
 
     /// The tag of `address` at `level`.
     @inline(__always)
@@ -106,9 +129,11 @@ final class PagingStructureCache {
       guestTable: UInt64 = 0, tableRights: UInt16 = 0
     ) {
       let tag = Self.tag(address, level: level)
-      storage[slot(level: level, tag: tag)] = CachedStructure(
+      let index = slot(level: level, tag: tag)
+      storage[index] = CachedStructure(
         tag: tag, table: table, guestTable: guestTable, context: context, rights: rights,
         tableRights: tableRights)
+      occupied.insert(index)
     }
   }
 }

@@ -50,7 +50,7 @@ public final class ParavirtualMMU: VirtualMMU {
     }
     self.configuration = configuration
     processor = state.processor
-    memory = HostMemory(state.memory)
+    memory = HostMemory.make(state.memory)
     p2m = try NestedDimension(state.nested)
     var registers = state.guest
     if !p2m.isIdentity {
@@ -73,7 +73,7 @@ public final class ParavirtualMMU: VirtualMMU {
       types.bugs = configuration.bugs
     #endif
     tlbEnabled = configuration.tlbEntries > 0
-    tlb = TranslationBuffer(capacity: max(1, configuration.tlbEntries))
+    tlb = Recycler.shared.translationBuffer(capacity: max(1, configuration.tlbEntries))
     tlbControl = tlb.control
     guard types.acquireTable(control.root >> 12, level: control.levels, memory: memory) else {
       throw MMUSetupError(
@@ -83,6 +83,12 @@ public final class ParavirtualMMU: VirtualMMU {
     types.setPinned(control.root >> 12, true)
     pinnedRoot = control.root >> 12
     controlsChanged()
+  }
+
+  /// Leaves the TLB and the memory to the ``Recycler``, emptied.
+  deinit {
+    Recycler.shared.recycle(tlb)
+    Recycler.shared.recycle(memory)
   }
 
   /// ``MMUMode/paravirtual``.
@@ -163,7 +169,8 @@ public final class ParavirtualMMU: VirtualMMU {
       switch type {
       case .individualAddress: invalidate(address, includingGlobal: false)
       case .singleContext:
-        tlb.invalidateAll { !$0.isGlobal && self.contexts.tag(of: $0.context).pcid == pcid }
+        let names = contexts.names
+        tlb.invalidateAll { !$0.isGlobal && names[$0.context].pcid == pcid }
       case .allContexts: tlb.invalidateAll { !$0.isGlobal }
       case .allContextsIncludingGlobal: tlb.flush()
       }
@@ -212,7 +219,8 @@ public final class ParavirtualMMU: VirtualMMU {
     if register == .cr3 {
       if !(decoded.pcidEnabled && value & ControlBit.cr3NoFlush != 0) {
         let pcid = decoded.pcid
-        tlb.invalidateAll { !$0.isGlobal && self.contexts.tag(of: $0.context).pcid == pcid }
+        let names = contexts.names
+        tlb.invalidateAll { !$0.isGlobal && names[$0.context].pcid == pcid }
       }
     } else if NestedMMU.flushesEverything(old, decoded) {
       tlb.flush()

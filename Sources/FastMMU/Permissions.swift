@@ -24,18 +24,86 @@ enum AccessClass {
   }
 }
 
+/// The controls the rules of SEMANTICS §1.5 read, packed into the index of their
+/// ``PermissionMap`` in a table of every combination.
+///
+/// | bit | meaning                                                  |
+/// |-----|----------------------------------------------------------|
+/// | 0   | CR0.PG: without it no guest rule applies                 |
+/// | 1   | CR0.WP                                                   |
+/// | 2   | CR4.SMEP                                                 |
+/// | 3   | CR4.SMAP                                                 |
+/// | 4   | RFLAGS.AC                                                |
+/// | 5   | debug builds: ``InjectedBug/writeProtectIgnored``        |
+/// | 6   | debug builds: ``InjectedBug/smapRescuesImplicitAccess``  |
+struct PermissionControls: Hashable {
+  /// The packed bits, below ``count``.
+  let index: Int
+
+  #if NESTCHECK_BUGS
+    /// The number of combinations.
+    static let count = 1 << 7
+  #else
+    /// The number of combinations.
+    static let count = 1 << 5
+  #endif
+
+  /// The combination with index `index` (below ``count``).
+  init(index: Int) {
+    precondition(index >= 0 && index < Self.count)
+    self.index = index
+  }
+
+  /// The controls of a guest's decoded registers.
+  init(_ control: PagingControl) {
+    var index = control.paging ? 1 : 0
+    if control.writeProtect { index |= 1 << 1 }
+    if control.smep { index |= 1 << 2 }
+    if control.smap { index |= 1 << 3 }
+    if control.alignmentCheck { index |= 1 << 4 }
+    #if NESTCHECK_BUGS
+      if control.bugs.contains(.writeProtectIgnored) { index |= 1 << 5 }
+      if control.bugs.contains(.smapRescuesImplicitAccess) { index |= 1 << 6 }
+    #endif
+    self.index = index
+  }
+
+  var paging: Bool { index & 1 != 0 }
+  var writeProtect: Bool { index & 1 << 1 != 0 }
+  var smep: Bool { index & 1 << 2 != 0 }
+  var smap: Bool { index & 1 << 3 != 0 }
+  var alignmentCheck: Bool { index & 1 << 4 != 0 }
+  #if NESTCHECK_BUGS
+    var writeProtectIgnored: Bool { index & 1 << 5 != 0 }
+    var smapRescuesImplicitAccess: Bool { index & 1 << 6 != 0 }
+  #endif
+}
+
 /// For each access class, which of the 64 combinations of ``Rights`` permit it: KVM's
-/// `update_permission_bitmask`, widened with the nested rights. Rebuilt when CR0.WP, CR4.SMEP,
+/// `update_permission_bitmask`, widened with the nested rights. Changes when CR0.WP, CR4.SMEP,
 /// CR4.SMAP or RFLAGS.AC change; a TLB hit then costs one shift and one test.
+///
+/// The map of each combination of ``PermissionControls`` is computed from the rules once per
+/// process, so a register write looks its map up rather than evaluating 576 rule checks.
 struct PermissionMap {
   /// `allow[class] >> rights & 1` is 1 when the class is permitted with those rights.
   private(set) var allow: SIMD16<UInt64> = .zero
 
+  /// Every combination's map, indexed by ``PermissionControls/index``.
+  private static let table: [PermissionMap] = (0..<PermissionControls.count).map {
+    PermissionMap(computing: PermissionControls(index: $0))
+  }
+
   /// The map for a guest's controls.
   init(_ control: PagingControl) {
+    self = Self.table[PermissionControls(control).index]
+  }
+
+  /// The map for `controls`, evaluated rule by rule.
+  init(computing controls: PermissionControls) {
     for (index, access) in AccessClass.all.enumerated() {
       var bits: UInt64 = 0
-      for rights in 0..<UInt8(64) where Self.permits(access, rights, control) {
+      for rights in 0..<UInt8(64) where Self.permits(access, rights, controls) {
         bits |= 1 << UInt64(rights)
       }
       allow[index] = bits
@@ -50,13 +118,15 @@ struct PermissionMap {
 
   /// SEMANTICS §1.5 rules 1–6 for the guest rights (none apply with paging off), then the
   /// nested rights the access needs (SEMANTICS §2.7 step 4, §3.5).
-  static func permits(_ access: Access, _ rights: UInt8, _ control: PagingControl) -> Bool {
+  static func permits(_ access: Access, _ rights: UInt8, _ control: PermissionControls) -> Bool {
     (!control.paging || !guestDenies(access, rights, control))
       && nestedPermits(access.kind, rights)
   }
 
   /// Whether any of rules 1–6 of SEMANTICS §1.5 denies the access.
-  static func guestDenies(_ access: Access, _ rights: UInt8, _ control: PagingControl) -> Bool {
+  static func guestDenies(_ access: Access, _ rights: UInt8, _ control: PermissionControls)
+    -> Bool
+  {
     let userAddress = rights & Rights.user != 0
     let writable = rights & Rights.write != 0
     let executable = rights & Rights.execute != 0
@@ -86,7 +156,7 @@ struct PermissionMap {
 
   /// Rule 4: SMEP, a supervisor fetch from a user-mode address.
   static func supervisorFetchFromUserPage(
-    _ access: Access, _ userAddress: Bool, _ control: PagingControl
+    _ access: Access, _ userAddress: Bool, _ control: PermissionControls
   ) -> Bool {
     !access.user && access.kind == .fetch && userAddress && control.smep
   }
@@ -94,10 +164,10 @@ struct PermissionMap {
   /// Rule 5: SMAP, a supervisor data access to a user-mode address, unless explicit with
   /// EFLAGS.AC = 1 (implicit accesses are never rescued).
   static func supervisorDataToUserPage(
-    _ access: Access, _ userAddress: Bool, _ control: PagingControl
+    _ access: Access, _ userAddress: Bool, _ control: PermissionControls
   ) -> Bool {
     #if NESTCHECK_BUGS
-      let explicit = !access.implicit || control.bugs.contains(.smapRescuesImplicitAccess)
+      let explicit = !access.implicit || control.smapRescuesImplicitAccess
     #else
       let explicit = !access.implicit
     #endif
@@ -107,10 +177,10 @@ struct PermissionMap {
 
   /// Rule 6: a supervisor write with W = 0 and CR0.WP = 1.
   static func supervisorWriteToReadOnly(
-    _ access: Access, _ writable: Bool, _ control: PagingControl
+    _ access: Access, _ writable: Bool, _ control: PermissionControls
   ) -> Bool {
     #if NESTCHECK_BUGS
-      if control.bugs.contains(.writeProtectIgnored) { return false }
+      if control.writeProtectIgnored { return false }
     #endif
     return !access.user && access.kind == .write && !writable && control.writeProtect
   }

@@ -69,7 +69,7 @@ public final class ShadowMMU: VirtualMMU {
     }
     self.configuration = configuration
     processor = state.processor
-    memory = HostMemory(state.memory)
+    memory = HostMemory.make(state.memory)
     registers = state.guest
     self.guest = guest
     guestPermissions = PermissionMap(guest)
@@ -81,17 +81,25 @@ public final class ShadowMMU: VirtualMMU {
     case .npt(let npt): hostAddressBits = npt.physicalAddressBits
     }
     let base = (configuration.shadowTableBase ?? 1 << UInt64(hostAddressBits - 1)) >> 12
-    shadowMemory = HostMemory(base: base)
+    shadowMemory = HostMemory.make(base: base)
     nextShadowFrame = base
     vpid = configuration.initialVPID
     tlbEnabled = configuration.tlbEntries > 0
-    tlb = TranslationBuffer(capacity: max(1, configuration.tlbEntries))
+    tlb = Recycler.shared.translationBuffer(capacity: max(1, configuration.tlbEntries))
     tlbControl = tlb.control
     hardware = guest
     hardwareRegisters = state.guest
     hardwarePermissions = guestPermissions
     p2mTableFrames = p2m.tableFrames(memory.view)
     controlsChanged()
+  }
+
+  /// Leaves the TLB and both memories to the ``Recycler``, emptied.
+  deinit {
+    let recycler = Recycler.shared
+    recycler.recycle(tlb)
+    recycler.recycle(memory)
+    recycler.recycle(shadowMemory)
   }
 
   /// ``MMUMode/shadow``.

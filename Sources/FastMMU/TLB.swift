@@ -69,6 +69,10 @@ struct TLBControl {
 /// ``TaggingContexts``. A hit is used only if it permits the access; a hit that denies it, or a
 /// write through an entry whose dirty flag is clear, re-walks (IMPL choices of SEMANTICS §8:
 /// "re-walk" rather than a spurious fault, and "re-walk" to set D).
+///
+/// Two ``SlotSet``s say which slots hold an entry and which hold a piece of a large page, so an
+/// invalidation visits only the entries that exist (one address: its own slot and the large
+/// pieces; a context: every entry), never the empty rest of the array. A hit reads neither.
 @usableFromInline
 final class TranslationBuffer {
   @usableFromInline let control: UnsafeMutablePointer<TLBControl>
@@ -77,8 +81,11 @@ final class TranslationBuffer {
   /// The number of entries.
   let capacity: Int
   private let mask: UInt64
-  /// Whether an entry of a large page may be present (invalidations must then scan).
-  private var holdsLargePages = false
+  /// The slots that hold an entry.
+  let occupied: SlotSet
+  /// The slots that hold a piece of a large page (level 2 or 3), a subset of ``occupied``:
+  /// the entries an invalidation of one address must look at beyond the address's own slot.
+  let largePieces: SlotSet
 
   /// A TLB of `capacity` entries (rounded up to a power of two).
   init(capacity: Int) {
@@ -88,6 +95,8 @@ final class TranslationBuffer {
     mask = UInt64(count - 1)
     entries = .allocate(capacity: count)
     entries.initialize(repeating: .empty, count: count)
+    occupied = .allocate(slots: count)
+    largePieces = .allocate(slots: count)
     allow = .allocate(capacity: AccessClass.count)
     allow.initialize(repeating: 0, count: AccessClass.count)
     control = .allocate(capacity: 1)
@@ -97,6 +106,8 @@ final class TranslationBuffer {
   deinit {
     entries.deinitialize(count: capacity)
     entries.deallocate()
+    occupied.deallocate()
+    largePieces.deallocate()
     allow.deallocate()
     control.deinitialize(count: 1)
     control.deallocate()
@@ -156,40 +167,67 @@ final class TranslationBuffer {
     var info = UInt32(path.rights & 63) | UInt32(path.key) << 8 | UInt32(path.leaf) << 12
     if path.dirty { info |= TLBEntry.dirty }
     if path.global { info |= TLBEntry.global }
-    if path.leaf > 1 { holdsLargePages = true }
     let page = address >> 12
-    entries[Int(truncatingIfNeeded: page & mask)] = TLBEntry(
+    let slot = Int(truncatingIfNeeded: page & mask)
+    entries[slot] = TLBEntry(
       tag: page | UInt64(context) << 52, frame: hostPhysical & ~0xFFF, context: context,
       info: info)
+    occupied.insert(slot)
+    if path.leaf > 1 { largePieces.insert(slot) } else { largePieces.remove(slot) }
   }
 
-  /// Drops the entries that translate `address` (any page size) and satisfy `matches`.
+  /// Empties `slot`.
+  @inline(__always)
+  private func drop(_ slot: Int) {
+    entries[slot] = .empty
+    occupied.remove(slot)
+    largePieces.remove(slot)
+  }
+
+  /// Drops the entries that translate `address` (any page size) and satisfy `matches`: the
+  /// address's own slot, then the large-page pieces.
+  @inline(__always)
   func invalidate(address: UInt64, where matches: (TLBEntry) -> Bool) {
     let page = address >> 12
     let slot = Int(truncatingIfNeeded: page & mask)
     if !entries[slot].isEmpty && entries[slot].page == page && matches(entries[slot]) {
-      entries[slot] = .empty
+      drop(slot)
     }
-    guard holdsLargePages else { return }
-    for index in 0..<capacity where !entries[index].isEmpty && entries[index].level > 1 {
-      let shift = UInt64(9 * (entries[index].level - 1))
-      if entries[index].page >> shift == page >> shift && matches(entries[index]) {
-        entries[index] = .empty
-      }
+    guard !largePieces.isEmpty else { return }
+    largePieces.forEach { index in
+      let entry = entries[index]
+      let shift = UInt64(truncatingIfNeeded: 9 &* (entry.level &- 1))
+      if entry.page >> shift == page >> shift && matches(entry) { drop(index) }
     }
   }
 
   /// Drops every entry that satisfies `matches`.
+  @inline(__always)
   func invalidateAll(where matches: (TLBEntry) -> Bool) {
-    for index in 0..<capacity where !entries[index].isEmpty && matches(entries[index]) {
-      entries[index] = .empty
+    occupied.forEach { index in
+      if matches(entries[index]) { drop(index) }
     }
   }
 
   /// Drops everything.
   func flush() {
-    entries.update(repeating: .empty, count: capacity)
-    holdsLargePages = false
+    occupied.forEach { entries[$0] = .empty }
+    occupied.removeAll()
+    largePieces.removeAll()
   }
 
+  /// Drops everything and forgets the controls: the TLB as a new one is.
+  func reset() {
+    flush()
+    allow.update(repeating: 0, count: AccessClass.count)
+    control.pointee.contextKey = 0
+    control.pointee.keysEnabled = false
+    control.pointee.keyControl = nil
+    #if NESTCHECK_BUGS
+      control.pointee.writesIgnoreDirty = false
+    #endif
+  }
+
+  /// The number of entries held.
+  var count: Int { occupied.count }
 }
