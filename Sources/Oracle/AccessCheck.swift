@@ -18,7 +18,7 @@ extension Oracle {
   ) -> Judgement {
     statistics.accesses += 1
     statistics.walks += 1
-    let fresh = model.translate(address, access, choices: preferredChoices, recording: true)
+    let fresh = model.translate(address, access, choices: walkChoices, recording: true)
     guard case .outcome(let outcome) = observed.result else {
       return .diverges(
         Divergence(
@@ -115,9 +115,9 @@ extension Oracle {
     return true
   }
 
-  /// The fresh walk explains the observation alone — unless it faulted: then a walk setting
-  /// upper-level A bits (§1.8), or writing guest A/D before a final nested translation that
-  /// faults (§4.1), explains it too, and what they write is uncertain.
+  /// The fresh walk explains the observation alone — unless it faulted: then a walk writing
+  /// guest A/D before a final nested translation that faults (§4.1) explains it too, and what
+  /// either writes, the upper-level A bits of §1.8 included (``walkChoices``), is uncertain.
   private func acceptFresh(_ walk: Translation<Concrete>, _ address: UInt64, _ access: Access) {
     var primary = ExplanationSearch.Explanation()
     ExplanationSearch.collect(
@@ -128,11 +128,9 @@ extension Oracle {
       return
     }
     var explanations = [primary]
-    var onFault = preferredChoices
-    onFault.accessedOnFault = true
-    var reordered = preferredChoices
+    var reordered = walkChoices
     reordered.accessedDirtyBeforeFinal.toggle()
-    for choices in [onFault, reordered] {
+    for choices in [reordered] {
       statistics.walks += 1
       let other = model.translate(address, access, choices: choices)
       guard other.outcome == walk.outcome else { continue }

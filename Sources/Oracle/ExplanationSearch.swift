@@ -493,9 +493,9 @@ struct ExplanationSearch {
     oracle.model.state.guest.root = candidate.root
     let walk =
       views.isEmpty
-      ? oracle.model.translate(address, access, choices: oracle.preferredChoices, recording: true)
+      ? oracle.model.translate(address, access, choices: oracle.walkChoices, recording: true)
       : oracle.model.translate(
-        address, access, choices: oracle.preferredChoices, recording: true, nestedViews: views)
+        address, access, choices: oracle.walkChoices, recording: true, nestedViews: views)
 
     let linearContext = oracle.linearContext
     let physicalContext = oracle.physicalContext
@@ -724,14 +724,14 @@ struct ExplanationSearch {
     _ walk: Translation<Concrete>, seen: Pins, views: [UInt64: FrameMemory],
     stale: Bool
   ) {
-    consider(walk, choices: oracle.preferredChoices, seen: seen, views: views, stale: stale)
+    consider(walk, seen: seen, stale: stale)
     if walk.outcome != observed
       && (Self.isNestedFault(observed) || Self.isNestedFault(walk.outcome))
     {
-      for choices in Self.nestedFaultChoices(around: oracle.preferredChoices) {
+      for choices in Self.nestedFaultChoices(around: oracle.walkChoices) {
         runs += 1
         let other = translate(choices, views: views)
-        consider(other, choices: choices, seen: seen, views: views, stale: stale)
+        consider(other, seen: seen, stale: stale)
       }
     }
   }
@@ -746,25 +746,22 @@ struct ExplanationSearch {
         address, access, choices: choices, recording: false, nestedViews: views)
   }
 
-  private mutating func consider(
-    _ walk: Translation<Concrete>, choices: Choices<Concrete>, seen: Pins,
-    views: [UInt64: FrameMemory], stale: Bool
-  ) {
+  /// Records a walk's outcome, and, when it is the observed one, what the walk writes: for
+  /// certain after a translation; possibly after a fault (its upper-level A bits are IMPL,
+  /// §1.8, and the walk was run with ``Oracle/walkChoices`` to show them).
+  private mutating func consider(_ walk: Translation<Concrete>, seen: Pins, stale: Bool) {
     let outcome = walk.outcome
     if !outcomes.contains(outcome) { outcomes.append(outcome) }
     guard outcome == observed else { return }
     var explanation = Explanation(stale: stale)
-    Self.collect(
-      walk.performedUpdates, seen: seen, into: &explanation.certain, nested: &explanation.nested)
-    if outcome.isFault && oracle.guestLevels > 0 && !choices.accessedOnFault {
-      var variant = choices
-      variant.accessedOnFault = true
-      let faulting = translate(variant, views: views)
-      if faulting.outcome == outcome {
-        Self.collect(
-          faulting.performedUpdates, seen: seen, into: &explanation.possible,
-          nested: &explanation.nested)
-      }
+    if outcome.isFault {
+      Self.collect(
+        walk.performedUpdates, seen: seen, into: &explanation.possible,
+        nested: &explanation.nested)
+    } else {
+      Self.collect(
+        walk.performedUpdates, seen: seen, into: &explanation.certain,
+        nested: &explanation.nested)
     }
     explanations.append(explanation)
     note(explanation)

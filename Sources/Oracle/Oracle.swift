@@ -26,6 +26,15 @@ public final class Oracle {
   /// Walks the explanation search of one access may run before it gives up and accepts
   /// (``Oracle/searchLimit`` unless lowered, as tests do to exercise a search that gives up).
   public var searchWalkLimit = Oracle.searchLimit
+  /// The choices the oracle walks with: the preferred ones, and a faulting walk setting the
+  /// upper-level A bits §1.8 allows it to. That changes no outcome (those writes are made only
+  /// where the nested dimension lets them, and raise nothing), and nothing a faulting walk
+  /// writes is certain (``apply(_:fault:)``), so one walk tells what either choice writes.
+  var walkChoices: Choices<Concrete> {
+    var choices = preferredChoices
+    choices.accessedOnFault = true
+    return choices
+  }
   /// Whether a search stops once it is saturated (``ExplanationSearch/saturated``); tests turn
   /// it off to compare with the whole search.
   var stopsSaturatedSearches = true
