@@ -90,11 +90,14 @@ extension Oracle {
   }
 
   /// Whether no entry the fresh walk read could have been read with another value: nothing on
-  /// its path changed since everything cached for the address was last dropped, and the root
-  /// did not change in the current context since, and — where a guest A/D write can fault —
-  /// no A/D bit on the path is uncertain. (Where it cannot, uncertain A/D bits do not matter:
-  /// the walk reads them clear, and what it writes settles them either way, as the search
-  /// would, ``ExplanationSearch``.)
+  /// its path changed, for the dimension that read it, since everything cached for the address
+  /// was last dropped (an A/D update is a change only for the dimension whose format gives the
+  /// bits a meaning, ``MemoryHistory``), and the root did not change in the current context
+  /// since, and — where a guest A/D write can fault — no A/D bit a guest read sees is uncertain.
+  /// (Where it cannot, uncertain A/D bits do not matter to a guest read: the walk reads them
+  /// clear, and what it writes settles them either way, as the search would,
+  /// ``ExplanationSearch``.) A nested read of a word with uncertain guest bits always matters:
+  /// under EPT they are memory-type or reserved bits, and the search branches on them.
   func isSettled(_ walk: Translation<Concrete>, _ address: UInt64) -> Bool {
     let guestBound = max(
       linear.lastComplete(address, linearContext), (contextFirstSeen[linearContext] ?? 0) - 1)
@@ -103,13 +106,19 @@ extension Oracle {
       (physicalFirstSeen[physicalContext] ?? 0) - 1)
     if guestLevels > 0 && rootStableSince > guestBound { return false }
     let uncertainMatters = !accessedDirtyWritesCannotFault && !uncertain.isEmpty
-    if latestChange <= min(guestBound, physicalBound) && !uncertainMatters { return true }
+    if latestGuestChange <= guestBound && latestNestedChange <= physicalBound
+      && uncertain.isEmpty
+    {
+      return true
+    }
     for reference in walk.references {
       if reference.stage == .guest {
-        if history.lastChange(reference.address) > guestBound { return false }
+        if history.lastChange(reference.address, for: .guest) > guestBound { return false }
         if uncertainMatters && uncertain[reference.address] != 0 { return false }
-      } else if history.lastChange(reference.address) > physicalBound {
-        return false
+      } else {
+        if history.lastChange(reference.address, for: .nested) > physicalBound { return false }
+        // A nested read branches on a word's uncertain guest A/D bits (``ExplanationSearch``).
+        if uncertain[reference.address] & ~nestedAccessedDirtyMask != 0 { return false }
       }
     }
     return true
@@ -161,7 +170,7 @@ extension Oracle {
       }
     }
     for (word, bits) in certain where bits != 0 {
-      write(word, model.state.memory[word] | bits)
+      setAccessedDirty(word, guest: bits, nested: nestedBits[word] ?? 0)
       uncertain.settle(word, bits)
     }
     for (word, bits) in possible {
@@ -169,7 +178,7 @@ extension Oracle {
       uncertain.add(word, unknown)
     }
     for (word, bits) in nestedBits {
-      write(word, model.state.memory[word] | bits)
+      setAccessedDirty(word, guest: 0, nested: bits)
       nestedFrames.insert(word >> 12)
     }
   }

@@ -250,10 +250,19 @@ struct ExplanationSearch {
     var result: [Option] = []
     var currentEpochs = Epochs(Int.min...Int.max)
     if let versions = oracle.history.versions[word] {
+      let reader: MemoryHistory.Readers = guest ? .guest : .nested
+      var previous = 0
       for index in versions.indices {
         let last = index == versions.count - 1
         let held = last ? value : versions[index].value
         let epochs = Epochs(MemoryHistory.interval(versions, index))
+        if index > 0 && !versions[index].seenBy.contains(reader) {
+          // An A/D update this reader's format ignores: the version before goes on.
+          result[previous].value = held
+          result[previous].epochs = result[previous].epochs.union(epochs)
+          result[previous].current = last
+          continue
+        }
         let mergeable = guest ? !last : ignored != 0
         if mergeable,
           let same = result.firstIndex(where: {
@@ -263,7 +272,9 @@ struct ExplanationSearch {
           if !guest { result[same].value = held }
           result[same].epochs = result[same].epochs.union(epochs)
           result[same].current = last
+          previous = same
         } else {
+          previous = result.count
           result.append(Option(value: held, epochs: epochs, current: last))
         }
       }

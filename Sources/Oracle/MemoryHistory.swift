@@ -4,13 +4,32 @@
 ///
 /// Epochs number the operations of a trace. A word that was never written has held one value
 /// since the start and has no entry here. Accessed/dirty updates made by walks change the
-/// current value in place and are not versions: they never change which translation a walk
-/// yields, only whether it writes (tracked as certain or uncertain bits, ``UncertainBits``).
+/// current value in place; for the entry format whose A/D bits they are they change no
+/// translation, only whether a walk writes (tracked as certain or uncertain bits,
+/// ``UncertainBits``). But a word may be read in both dimensions — a guest table the nested
+/// tables point into — and the other format gives those bits a meaning: bits 5 and 6 of an
+/// EPT entry are memory type (leaf) or reserved (table), bit 8 of a guest entry is G. Such an
+/// update is a version seen by the other dimension only (``Version/seenBy``): a nested entry
+/// cached before a guest walk set A in the same word still holds the value without it.
 struct MemoryHistory {
+  /// Which dimensions' reads a version is a change for.
+  struct Readers: OptionSet, Hashable {
+    let rawValue: UInt8
+    /// Guest paging-structure reads.
+    static let guest = Readers(rawValue: 1)
+    /// Nested (EPT, NPT, P2M) reads.
+    static let nested = Readers(rawValue: 2)
+    /// A store: a change for every reader.
+    static let all: Readers = [.guest, .nested]
+  }
+
   /// One value of a word and the first epoch at which it held it.
   struct Version: Hashable {
     var start: Int
     var value: UInt64
+    /// The readers for which it is a new value; for the others it continues the version
+    /// before (it differs from it only in bits their format gives no meaning).
+    var seenBy: Readers = .all
   }
 
   /// Written words: every version, oldest first; the last is the current value (whose
@@ -19,18 +38,26 @@ struct MemoryHistory {
 
   /// Records that the word at `address` was stored at `epoch`, `old` becoming `new` (perhaps
   /// equal, when the old value's A/D bits were uncertain: a cached copy may predate the store).
-  mutating func recordWrite(_ address: UInt64, old: UInt64, new: UInt64, epoch: Int) {
+  mutating func recordWrite(
+    _ address: UInt64, old: UInt64, new: UInt64, epoch: Int, seenBy readers: Readers = .all
+  ) {
+    let version = Version(start: epoch, value: new, seenBy: readers)
     if versions[address] == nil {
-      versions[address] = [Version(start: Int.min, value: old), Version(start: epoch, value: new)]
+      versions[address] = [Version(start: Int.min, value: old), version]
     } else {
-      versions[address]?.append(Version(start: epoch, value: new))
+      versions[address]?.append(version)
     }
   }
 
-  /// The epoch at which the word took its current value; `Int.min` if it never changed.
+  /// The epoch at which the word took its current value for `readers`; `Int.min` if it never
+  /// changed for them.
   @inline(__always)
-  func lastChange(_ address: UInt64) -> Int {
-    versions[address]?.last?.start ?? Int.min
+  func lastChange(_ address: UInt64, for readers: Readers = .all) -> Int {
+    guard let list = versions[address] else { return Int.min }
+    for version in list.reversed() where !version.seenBy.isDisjoint(with: readers) {
+      return version.start
+    }
+    return Int.min
   }
 
   /// The interval of epochs during which version `index` of a word was current.

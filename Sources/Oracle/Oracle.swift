@@ -68,8 +68,11 @@ public final class Oracle {
   var globalsPossible: Bool
   /// Under paravirtualization: the page types and the guest-physical map's configuration.
   var paravirtual: ParavirtualDomain?
-  /// The epoch of the latest change to any word's value.
-  var latestChange = Int.min
+  /// The epoch of the latest change to any word's value that guest reads see (every store,
+  /// and the A/D updates of ``noteAccessedDirty(_:old:new:nested:)``).
+  var latestGuestChange = Int.min
+  /// The same for nested reads.
+  var latestNestedChange = Int.min
   /// The result the target reported for the operation being judged (other than an access).
   var pendingObservation: TraceResult?
   /// Copies of memory for the explanation search's nested views, kept up to date through
@@ -163,10 +166,35 @@ public final class Oracle {
     let old = model.state.memory[address]
     if old != value || uncertain[address] != 0 {
       history.recordWrite(address, old: old, new: value, epoch: epoch)
-      latestChange = epoch
+      latestGuestChange = epoch
+      latestNestedChange = epoch
     }
     write(address, value)
     uncertain.clear(address)
+  }
+
+  /// Sets the accessed/dirty bits a walk writes in one word — `guest` as a guest entry's,
+  /// `nested` as a nested entry's — and, where the other dimension's entry format gives them a
+  /// meaning, records the update as a version that dimension's reads see (``MemoryHistory``):
+  /// under EPT a guest A/D bit is an EPT entry's memory type or reserved bit, and an EPT A bit
+  /// (bit 8) is a guest entry's G. Under NPT both dimensions keep A/D in bits 5 and 6, which
+  /// neither reads as anything else. The version starts after the current operation, whose walk
+  /// read the old value.
+  func setAccessedDirty(_ address: UInt64, guest: UInt64, nested: UInt64) {
+    let old = model.state.memory[address]
+    let new = old | guest | nested
+    guard new != old else { return }
+    if case .ept = model.state.nested {
+      var readers: MemoryHistory.Readers = []
+      if (new ^ old) & guest != 0 { readers.insert(.nested) }
+      if (new ^ old) & nested & ~EntryMasks.eptIgnoredByGuest != 0 { readers.insert(.guest) }
+      if !readers.isEmpty {
+        history.recordWrite(address, old: old, new: new, epoch: epoch + 1, seenBy: readers)
+        if readers.contains(.guest) { latestGuestChange = epoch + 1 }
+        if readers.contains(.nested) { latestNestedChange = epoch + 1 }
+      }
+    }
+    write(address, new)
   }
 
   /// Sets a word of the machine's memory: every lasting change of the oracle's memory goes
@@ -342,6 +370,9 @@ enum EntryMasks {
   static let accessedDirty: UInt64 = 0x60
   /// The EPT accessed and dirty flags (bits 8 and 9).
   static let eptAccessedDirty: UInt64 = 0x300
+  /// The EPT A/D bits a guest entry ignores: bit 9 (D) is available to software in every
+  /// guest entry; bit 8 (A) is G in a guest leaf.
+  static let eptIgnoredByGuest: UInt64 = 0x200
 }
 
 /// Control-register bits the oracle's bookkeeping reads (SEMANTICS §1.1).
