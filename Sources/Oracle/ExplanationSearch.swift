@@ -139,6 +139,8 @@ struct ExplanationSearch {
   let access: Access
   let observed: Outcome
   let now: Int
+  /// Guest-table accesses may have been reads (``Oracle/cachedWithoutAccessedDirty``).
+  private let oldTableReads: Bool
   private(set) var outcomes: [Outcome] = []
   private(set) var explanations: [Explanation] = []
   private(set) var limitReached = false
@@ -173,6 +175,7 @@ struct ExplanationSearch {
     self.access = access
     self.observed = observed
     now = oracle.epoch
+    oldTableReads = oracle.cachedWithoutAccessedDirty
   }
 
   var explained: Bool { !explanations.isEmpty }
@@ -644,7 +647,11 @@ struct ExplanationSearch {
       let stale =
         candidate.root != oracle.registers.cr3 & EntryMasks.address(bits: guestBits)
         || seen.anyStale || seenNested.anyStale
-      judge(walk, seen: seen, views: views, stale: stale)
+      // The root-level guest entry may have been read (and cached) while A/D flags were off.
+      let flagsOff =
+        oldTableReads && guestTop > 0
+        && (guestFeasible[guestTop]?.lowerBound ?? Int.max) <= oracle.accessedDirtyOffEnd
+      judge(walk, seen: seen, views: views, stale: stale, flagsOff: flagsOff)
     }
     for (word, value) in saved { oracle.model.state.memory[word] = value }
     for (gpa, undo) in patches {
@@ -733,9 +740,19 @@ struct ExplanationSearch {
   /// nested fault, under the others that shape nested faults (§8); records what matches.
   private mutating func judge(
     _ walk: Translation<Concrete>, seen: Pins, views: [UInt64: FrameMemory],
-    stale: Bool
+    stale: Bool, flagsOff: Bool
   ) {
     consider(walk, seen: seen, stale: stale)
+    if walk.outcome != observed && flagsOff,
+      case .ept(let root, true, let mbe) = oracle.model.state.nested
+    {
+      // The same values, the table reads done while A/D flags were off.
+      oracle.model.state.nested = .ept(root: root, accessedDirty: false, modeBasedExecute: mbe)
+      runs += 1
+      let older = translate(oracle.walkChoices, views: views)
+      oracle.model.state.nested = .ept(root: root, accessedDirty: true, modeBasedExecute: mbe)
+      consider(older, seen: seen, stale: true)
+    }
     if walk.outcome != observed
       && (Self.isNestedFault(observed) || Self.isNestedFault(walk.outcome))
     {

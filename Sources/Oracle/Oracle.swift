@@ -68,6 +68,9 @@ public final class Oracle {
   var globalsPossible: Bool
   /// Under paravirtualization: the page types and the guest-physical map's configuration.
   var paravirtual: ParavirtualDomain?
+  /// Per EP4TA, the last epoch at which an EPTP with that root and A/D flags off was in use
+  /// (``cachedWithoutAccessedDirty``).
+  var accessedDirtyOffUntil: [UInt64: Int] = [:]
   /// The epoch of the latest change to any word's value that guest reads see (every store,
   /// and the A/D updates of ``noteAccessedDirty(_:old:new:nested:)``).
   var latestGuestChange = Int.min
@@ -296,6 +299,23 @@ public final class Oracle {
     case .ept(_, let accessedDirty, _): accessedDirty
     }
   }
+
+  /// Whether, with EPT A/D flags on now, a combined mapping cached while an EPTP with the same
+  /// root and A/D flags off was in use may still survive. Mappings are tagged by EP4TA alone
+  /// (SEMANTICS §6.2), so setting EPTP bit 6 invalidates nothing: a guest paging entry cached
+  /// then was read as a read, not a write (§2.4), and a walk using it needs no write right
+  /// on the table it came from. The search then also judges a walk whose root-level guest entry
+  /// may have been read then with guest-table accesses as reads (``ExplanationSearch``): wider
+  /// than the architecture only in that the entries the walk reads after that one are let be
+  /// as old.
+  var cachedWithoutAccessedDirty: Bool {
+    guard case .ept(_, true, _) = model.state.nested else { return false }
+    return accessedDirtyOffEnd > physical.lastComplete(physicalContext)
+  }
+
+  /// The last epoch at which an EPTP with the current root and A/D flags off was in use;
+  /// `Int.min` if none was.
+  var accessedDirtyOffEnd: Int { accessedDirtyOffUntil[nestedRoot] ?? Int.min }
 
   var nestedAddressBits: Int {
     switch nested {

@@ -25,6 +25,7 @@ extension Oracle {
       switch nested {
       case .none: return .refused(.invalidValue)
       case .ept(var ept):
+        if ept.eptp & 1 << 6 == 0 { accessedDirtyOffUntil[nestedRoot] = epoch - 1 }
         ept.eptp = value
         next = .ept(ept)
       case .npt(var npt):
