@@ -51,6 +51,9 @@ struct ExplanationSearch {
     var rootEpochs: ClosedRange<Int>
     var pins: Pins
     var nestedPins: NestedPins = NestedPins()
+    /// Guest-table accesses are reads, as they were while EPT A/D flags were off
+    /// (``Oracle/cachedWithoutAccessedDirty``); the root-level entry must be one read then.
+    var tableReadsAsReads = false
   }
 
   /// Chosen values by word: a handful per walk, so a list searched in order is cheaper than
@@ -206,6 +209,13 @@ struct ExplanationSearch {
       visit(Candidate(root: window.root, rootEpochs: window.epochs, pins: Pins()))
       if limitReached || saturated { return }
     }
+    guard oldTableReads else { return }
+    for window in windows where window.epochs.lowerBound <= oracle.accessedDirtyOffEnd {
+      var older = Candidate(root: window.root, rootEpochs: window.epochs, pins: Pins())
+      older.tableReadsAsReads = true
+      visit(older)
+      if limitReached || saturated { return }
+    }
   }
 
   /// The values a word may be read with: every version it held and the current one; for a
@@ -255,10 +265,22 @@ struct ExplanationSearch {
     if let versions = oracle.history.versions[word] {
       let reader: MemoryHistory.Readers = guest ? .guest : .nested
       var previous = 0
+      var uncertainOlder: [Option] = []
       for index in versions.indices {
         let last = index == versions.count - 1
         let held = last ? value : versions[index].value
         let epochs = Epochs(MemoryHistory.interval(versions, index))
+        // An older value's bits uncertain while it was current: a copy cached then may hold
+        // them set (they are read as the current value's are, below).
+        let wasUncertain =
+          last
+          ? 0
+          : guest
+            ? (oracle.accessedDirtyWritesCannotFault ? 0 : versions[index].uncertain)
+            : versions[index].uncertain & ~nestedMask
+        if wasUncertain != 0 {
+          uncertainOlder.append(Option(value: held | wasUncertain, epochs: epochs, current: false))
+        }
         if index > 0 && !versions[index].seenBy.contains(reader) {
           // An A/D update this reader's format ignores: the version before goes on.
           result[previous].value = held
@@ -281,6 +303,7 @@ struct ExplanationSearch {
           result.append(Option(value: held, epochs: epochs, current: last))
         }
       }
+      result += uncertainOlder
       currentEpochs = Epochs(MemoryHistory.interval(versions, versions.count - 1))
     } else {
       result.append(Option(value: value, epochs: currentEpochs, current: true))
@@ -505,6 +528,11 @@ struct ExplanationSearch {
       patches[gpa] = undo
     }
     oracle.model.state.guest.root = candidate.root
+    let restoredNested = oracle.model.state.nested
+    if candidate.tableReadsAsReads, case .ept(let root, true, let mbe) = restoredNested {
+      oracle.model.state.nested = .ept(root: root, accessedDirty: false, modeBasedExecute: mbe)
+    }
+    defer { oracle.model.state.nested = restoredNested }
     let walk =
       views.isEmpty
       ? oracle.model.translate(address, access, choices: oracle.walkChoices, recording: true)
@@ -647,12 +675,15 @@ struct ExplanationSearch {
       let stale =
         candidate.root != oracle.registers.cr3 & EntryMasks.address(bits: guestBits)
         || seen.anyStale || seenNested.anyStale
-      // The root-level guest entry may have been read (and cached) while A/D flags were off.
-      let flagsOff =
-        oldTableReads && guestTop > 0
-        && (guestFeasible[guestTop]?.lowerBound ?? Int.max) <= oracle.accessedDirtyOffEnd
-      judge(walk, seen: seen, views: views, stale: stale, flagsOff: flagsOff)
+      // A walk as of A/D flags off needs a root-level guest entry read while they were.
+      let readThen =
+        !candidate.tableReadsAsReads
+        || (guestFeasible[guestTop]?.lowerBound ?? Int.max) <= oracle.accessedDirtyOffEnd
+      if readThen {
+        judge(walk, seen: seen, views: views, stale: stale || candidate.tableReadsAsReads)
+      }
     }
+    oracle.model.state.nested = restoredNested
     for (word, value) in saved { oracle.model.state.memory[word] = value }
     for (gpa, undo) in patches {
       guard var view = views.removeValue(forKey: gpa) else { continue }
@@ -740,19 +771,9 @@ struct ExplanationSearch {
   /// nested fault, under the others that shape nested faults (§8); records what matches.
   private mutating func judge(
     _ walk: Translation<Concrete>, seen: Pins, views: [UInt64: FrameMemory],
-    stale: Bool, flagsOff: Bool
+    stale: Bool
   ) {
     consider(walk, seen: seen, stale: stale)
-    if walk.outcome != observed && flagsOff,
-      case .ept(let root, true, let mbe) = oracle.model.state.nested
-    {
-      // The same values, the table reads done while A/D flags were off.
-      oracle.model.state.nested = .ept(root: root, accessedDirty: false, modeBasedExecute: mbe)
-      runs += 1
-      let older = translate(oracle.walkChoices, views: views)
-      oracle.model.state.nested = .ept(root: root, accessedDirty: true, modeBasedExecute: mbe)
-      consider(older, seen: seen, stale: true)
-    }
     if walk.outcome != observed
       && (Self.isNestedFault(observed) || Self.isNestedFault(walk.outcome))
     {

@@ -30,6 +30,9 @@ struct MemoryHistory {
     /// The readers for which it is a new value; for the others it continues the version
     /// before (it differs from it only in bits their format gives no meaning).
     var seenBy: Readers = .all
+    /// A/D bits that were uncertain when it stopped being current (``UncertainBits``): a copy
+    /// cached while it was may hold them set.
+    var uncertain: UInt64 = 0
   }
 
   /// Written words: every version, oldest first; the last is the current value (whose
@@ -38,14 +41,21 @@ struct MemoryHistory {
 
   /// Records that the word at `address` was stored at `epoch`, `old` becoming `new` (perhaps
   /// equal, when the old value's A/D bits were uncertain: a cached copy may predate the store).
+  /// `oldUncertain` holds the bits of `old` that were uncertain.
   mutating func recordWrite(
-    _ address: UInt64, old: UInt64, new: UInt64, epoch: Int, seenBy readers: Readers = .all
+    _ address: UInt64, old: UInt64, new: UInt64, epoch: Int, seenBy readers: Readers = .all,
+    oldUncertain: UInt64 = 0
   ) {
     let version = Version(start: epoch, value: new, seenBy: readers)
-    if versions[address] == nil {
-      versions[address] = [Version(start: Int.min, value: old), version]
+    if var list = versions[address] {
+      versions[address] = nil
+      list[list.count - 1].uncertain |= oldUncertain
+      list.append(version)
+      versions[address] = list
     } else {
-      versions[address]?.append(version)
+      versions[address] = [
+        Version(start: Int.min, value: old, uncertain: oldUncertain), version,
+      ]
     }
   }
 

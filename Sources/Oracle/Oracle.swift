@@ -168,7 +168,8 @@ public final class Oracle {
   func store(_ address: UInt64, _ value: UInt64) {
     let old = model.state.memory[address]
     if old != value || uncertain[address] != 0 {
-      history.recordWrite(address, old: old, new: value, epoch: epoch)
+      history.recordWrite(
+        address, old: old, new: value, epoch: epoch, oldUncertain: uncertain[address])
       latestGuestChange = epoch
       latestNestedChange = epoch
     }
@@ -192,7 +193,9 @@ public final class Oracle {
       if (new ^ old) & guest != 0 { readers.insert(.nested) }
       if (new ^ old) & nested & ~EntryMasks.eptIgnoredByGuest != 0 { readers.insert(.guest) }
       if !readers.isEmpty {
-        history.recordWrite(address, old: old, new: new, epoch: epoch + 1, seenBy: readers)
+        history.recordWrite(
+          address, old: old, new: new, epoch: epoch + 1, seenBy: readers,
+          oldUncertain: uncertain[address])
         if readers.contains(.guest) { latestGuestChange = epoch + 1 }
         if readers.contains(.nested) { latestNestedChange = epoch + 1 }
       }

@@ -92,3 +92,51 @@ import Workloads
     #expect(report.findings.isEmpty, "\(report.findings.map { $0.replay.failure?.reason ?? "" })")
   }
 }
+
+/// A value stored over keeps its uncertain bits as a possibility: a copy cached while it was
+/// current may hold them set (docs/fuzzing.md, "how the oracle decides").
+@Suite struct UncertainOlderValueTests {
+  /// A 4-level guest over 4-level EPT with A/D flags off. The guest's upper entries for
+  /// `address` have A clear; its leaf is supervisor-only (A and D set). The EPT PDE at host
+  /// 0x8000_2000 maps guest-physical 0..2 MiB, where the guest tables live.
+  static let state = """
+    {"format": "nestcheck-state", "version": 1,
+     "processor": {"vendor": "intel", "physicalAddressBits": 46, "gigabytePages": true},
+     "guest": {"cr0": "0x80010011", "cr3": "0x1000", "cr4": "0xa0", "efer": "0xd00",
+               "rflags": "0x2", "pkru": "0x0", "pkrs": "0x0"},
+     "nested": {"kind": "ept", "eptp": "0x8000001e", "physicalAddressBits": 46,
+                "executeOnly": true, "gigabytePages": true, "modeBasedExecute": false},
+     "memory": {"0x80000000": "0x80001007", "0x80001000": "0x80002007",
+                "0x80002000": "0x80003007", "0x80002008": "0x80004007",
+                "0x80003008": "0x100001037", "0x80003028": "0x100005037",
+                "0x80003030": "0x100006037", "0x80003038": "0x100007037",
+                "0x80004040": "0x100208037",
+                "0x100001800": "0x5007", "0x100005000": "0x6007", "0x100006000": "0x7007",
+                "0x100007000": "0x208063"}}
+    """
+  static let address: UInt64 = 0xffff_8000_0000_0000
+
+  @Test func aTranslationCachedWhileABitWasUncertainSurvivesAStoreOverIt() throws {
+    let state = try MachineState.load(json: Self.state, file: "older")
+    let oracle = try Oracle(mode: .nested, state: state)
+    func check(_ operation: TraceOperation, _ result: TraceResult = .completed) -> Judgement {
+      oracle.check(operation, TraceObservation(result))
+    }
+    let translated = TraceResult.outcome(.translated(hostPhysical: 0x1_0020_8000))
+    // A user write faults on the supervisor leaf: the upper A bits are IMPL (§1.8), uncertain.
+    let fault = TraceResult.outcome(.pageFault(errorCode: 0x7, linearAddress: Self.address))
+    #expect(
+      check(.access(linearAddress: Self.address, Access(.write, user: true)), fault) == .agrees)
+    // The guest tables become read-only in EPT; after INVEPT a read that translates must have
+    // found those A bits set (writing them would be an EPT violation).
+    #expect(check(.writeHost(hostPhysical: 0x8000_2000, value: 0x8000_3001)) == .agrees)
+    #expect(check(.invept(.allContexts, eptp: 0)) == .agrees)
+    #expect(check(.access(linearAddress: Self.address, Access(.read)), translated) == .agrees)
+    // The PDPTE is cleared without a flush: the translation cached by that read may be used.
+    #expect(check(.writeHost(hostPhysical: 0x1_0000_5000, value: 0)) == .agrees)
+    #expect(check(.access(linearAddress: Self.address, Access(.read)), translated) == .agrees)
+    // An INVLPG drops it: the walk now meets the cleared PDPTE.
+    #expect(check(.invlpg(linearAddress: Self.address)) == .agrees)
+    #expect(check(.access(linearAddress: Self.address, Access(.read)), translated) != .agrees)
+  }
+}
