@@ -532,7 +532,6 @@ struct ExplanationSearch {
     if candidate.tableReadsAsReads, case .ept(let root, true, let mbe) = restoredNested {
       oracle.model.state.nested = .ept(root: root, accessedDirty: false, modeBasedExecute: mbe)
     }
-    defer { oracle.model.state.nested = restoredNested }
     let walk =
       views.isEmpty
       ? oracle.model.translate(address, access, choices: oracle.walkChoices, recording: true)

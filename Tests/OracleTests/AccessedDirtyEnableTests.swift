@@ -1,4 +1,3 @@
-import Foundation
 import Machine
 import Oracle
 import Testing
@@ -12,21 +11,19 @@ import Testing
   /// is mapped read-only by EPT; every other guest table read-write. The guest's entries have
   /// A set already, so a read walk writes none. Under the guest PD (0x3000) entry 0 names the
   /// PT that maps `cached`; entry 4, for `uncached`, is not present.
-  static let state = """
-    {"format": "nestcheck-state", "version": 1,
-     "processor": {"vendor": "intel", "physicalAddressBits": 52, "gigabytePages": true},
-     "guest": {"cr0": "0x80010011", "cr3": "0x1000", "cr4": "0x20", "efer": "0xd00",
-               "rflags": "0x2", "pkru": "0x0", "pkrs": "0x0"},
-     "nested": {"kind": "ept", "eptp": "0x8000001e", "physicalAddressBits": 46,
-                "executeOnly": true, "gigabytePages": true, "modeBasedExecute": false},
-     "memory": {"0x80000000": "0x80001007", "0x80001000": "0x80002007",
-                "0x80002000": "0x80003007", "0x80002008": "0x80004007",
-                "0x80003008": "0x100001037", "0x80003010": "0x100002001",
-                "0x80003018": "0x100003037", "0x80003020": "0x100004037",
-                "0x80004018": "0x100203037",
-                "0x100001388": "0x2027", "0x1000021c0": "0x3027", "0x100003000": "0x4027",
-                "0x100004028": "0x203027"}}
-    """
+  static func state(eptp: UInt64 = 0x8000_001e) throws -> MachineState {
+    try HandWrittenState.ept(
+      eptp: eptp, cr4: 0x20,
+      memory: [
+        0x8000_0000: 0x8000_1007, 0x8000_1000: 0x8000_2007,
+        0x8000_2000: 0x8000_3007, 0x8000_2008: 0x8000_4007,
+        0x8000_3008: 0x1_0000_1037, 0x8000_3010: 0x1_0000_2001,
+        0x8000_3018: 0x1_0000_3037, 0x8000_3020: 0x1_0000_4037,
+        0x8000_4018: 0x1_0020_3037,
+        0x1_0000_1388: 0x2027, 0x1_0000_21c0: 0x3027, 0x1_0000_3000: 0x4027,
+        0x1_0000_4028: 0x20_3027,
+      ])
+  }
   static let cached: UInt64 = 0x388e_0000_5000
   static let uncached: UInt64 = 0x388e_0080_0000
   static let accessedDirtyOn = TraceOperation.writeRegister(.nestedRoot, value: 0x8000_005e)
@@ -35,8 +32,7 @@ import Testing
     .outcome(.pageFault(errorCode: 0, linearAddress: uncached)))
 
   static func oracle(readingFirst: Bool) throws -> Oracle {
-    let oracle = try Oracle(
-      mode: .nested, state: MachineState.load(json: state, file: "accessed-dirty-enable"))
+    let oracle = try Oracle(mode: .nested, state: state())
     if readingFirst {
       let read = oracle.check(
         .access(linearAddress: cached, Access(.read)),
@@ -64,8 +60,7 @@ import Testing
   }
 
   @Test func withTheFlagsOnSinceTheStartEveryTableAccessIsAWrite() throws {
-    let on = Self.state.replacingOccurrences(of: "0x8000001e", with: "0x8000005e")
-    let oracle = try Oracle(mode: .nested, state: MachineState.load(json: on, file: "on"))
+    let oracle = try Oracle(mode: .nested, state: Self.state(eptp: 0x8000_005e))
     let uncached = TraceOperation.access(linearAddress: Self.uncached, Access(.read))
     #expect(oracle.check(uncached, Self.notPresent) != .agrees)
   }

@@ -13,18 +13,16 @@ import Testing
   /// by one EPT 2-MiB leaf at host 0x3000 to host 0x1_0000_0000. The EPT PML4 entry at host
   /// 0x1000 names host 0x1_0000_2000 as the EPT PDPT: the guest's own PDPT, whose entry 0
   /// (0x3007, P R/W U/S) reads as an EPT PDPTE (R W X) naming the EPT PD at host 0x3000.
-  static let state = """
-    {"format": "nestcheck-state", "version": 1,
-     "processor": {"vendor": "intel", "physicalAddressBits": 46, "gigabytePages": true},
-     "guest": {"cr0": "0x80010001", "cr3": "0x1000", "cr4": "0x100020", "efer": "0xd00",
-               "rflags": "0x2", "pkru": "0x0", "pkrs": "0x0"},
-     "nested": {"kind": "ept", "eptp": "0x105e", "physicalAddressBits": 46,
-                "executeOnly": true, "gigabytePages": true, "modeBasedExecute": false},
-     "hostRanges": [{"base": "0x100000000", "size": "0x4000000"}],
-     "memory": {"0x1000": "0x100002003", "0x3000": "0x1000000b7",
-                "0x1000017f0": "0x2007", "0x100002000": "0x3007", "0x100003000": "0x4007",
-                "0x100004000": "0x8000000000100007", "0x100004018": "0x8000000000103007"}}
-    """
+  static func state() throws -> MachineState {
+    try HandWrittenState.ept(
+      eptp: 0x105e, cr0: 0x8001_0001, cr4: 0x10_0020,
+      hostRange: (base: 0x1_0000_0000, size: 0x400_0000),
+      memory: [
+        0x1000: 0x1_0000_2003, 0x3000: 0x1_0000_00b7,
+        0x1_0000_17f0: 0x2007, 0x1_0000_2000: 0x3007, 0x1_0000_3000: 0x4007,
+        0x1_0000_4000: 0x8000_0000_0010_0007, 0x1_0000_4018: 0x8000_0000_0010_3007,
+      ])
+  }
 
   /// Two pages under the same guest PDE.
   static let first: UInt64 = 0x7f00_0000_3000
@@ -34,8 +32,7 @@ import Testing
   /// its path — the guest PDPTE at host 0x1_0000_2000 among them (0x3007 → 0x3027, with the
   /// EPT A bit 0x3127): bit 5, reserved in an EPT PDPTE that names a table.
   static func afterFirstRead() throws -> Oracle {
-    let oracle = try Oracle(
-      mode: .nested, state: MachineState.load(json: state, file: "aliased-tables"))
+    let oracle = try Oracle(mode: .nested, state: state())
     let read = oracle.check(
       .access(linearAddress: first, Access(.read)),
       TraceObservation(.outcome(.translated(hostPhysical: 0x1_0010_3000))))

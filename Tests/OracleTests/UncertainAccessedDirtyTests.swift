@@ -99,26 +99,23 @@ import Workloads
   /// A 4-level guest over 4-level EPT with A/D flags off. The guest's upper entries for
   /// `address` have A clear; its leaf is supervisor-only (A and D set). The EPT PDE at host
   /// 0x8000_2000 maps guest-physical 0..2 MiB, where the guest tables live.
-  static let state = """
-    {"format": "nestcheck-state", "version": 1,
-     "processor": {"vendor": "intel", "physicalAddressBits": 46, "gigabytePages": true},
-     "guest": {"cr0": "0x80010011", "cr3": "0x1000", "cr4": "0xa0", "efer": "0xd00",
-               "rflags": "0x2", "pkru": "0x0", "pkrs": "0x0"},
-     "nested": {"kind": "ept", "eptp": "0x8000001e", "physicalAddressBits": 46,
-                "executeOnly": true, "gigabytePages": true, "modeBasedExecute": false},
-     "memory": {"0x80000000": "0x80001007", "0x80001000": "0x80002007",
-                "0x80002000": "0x80003007", "0x80002008": "0x80004007",
-                "0x80003008": "0x100001037", "0x80003028": "0x100005037",
-                "0x80003030": "0x100006037", "0x80003038": "0x100007037",
-                "0x80004040": "0x100208037",
-                "0x100001800": "0x5007", "0x100005000": "0x6007", "0x100006000": "0x7007",
-                "0x100007000": "0x208063"}}
-    """
+  static func state() throws -> MachineState {
+    try HandWrittenState.ept(
+      eptp: 0x8000_001e, cr4: 0xa0,
+      memory: [
+        0x8000_0000: 0x8000_1007, 0x8000_1000: 0x8000_2007,
+        0x8000_2000: 0x8000_3007, 0x8000_2008: 0x8000_4007,
+        0x8000_3008: 0x1_0000_1037, 0x8000_3028: 0x1_0000_5037,
+        0x8000_3030: 0x1_0000_6037, 0x8000_3038: 0x1_0000_7037,
+        0x8000_4040: 0x1_0020_8037,
+        0x1_0000_1800: 0x5007, 0x1_0000_5000: 0x6007, 0x1_0000_6000: 0x7007,
+        0x1_0000_7000: 0x20_8063,
+      ])
+  }
   static let address: UInt64 = 0xffff_8000_0000_0000
 
   @Test func aTranslationCachedWhileABitWasUncertainSurvivesAStoreOverIt() throws {
-    let state = try MachineState.load(json: Self.state, file: "older")
-    let oracle = try Oracle(mode: .nested, state: state)
+    let oracle = try Oracle(mode: .nested, state: Self.state())
     func check(_ operation: TraceOperation, _ result: TraceResult = .completed) -> Judgement {
       oracle.check(operation, TraceObservation(result))
     }
