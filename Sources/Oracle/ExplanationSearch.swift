@@ -551,6 +551,7 @@ struct ExplanationSearch {
     var lastGuestValue: UInt64? = nil
     var guestFeasible: [Epochs?] = Array(repeating: nil, count: 6)
     var feasible = true
+    let explanationsBefore = explanations.count
 
     for reference in walk.references {
       // The chain the read belongs to, and the window of epochs it may happen in.
@@ -689,6 +690,9 @@ struct ExplanationSearch {
       for (word, value) in undo.reversed() { view[word] = value }
       oracle.views.giveBack(view)
     }
+    // Judged against memory as it is, not as this walk's overlay shows it: what is already set
+    // cannot be changed by any walk, and the overlay may show older values set.
+    if explanations.count > explanationsBefore { checkSaturation() }
     for child in children {
       visit(child)
       if limitReached || saturated { return }
@@ -815,7 +819,8 @@ struct ExplanationSearch {
     note(explanation)
   }
 
-  /// Folds an explanation into what the ones found so far write, and decides ``saturated``.
+  /// Folds an explanation into what the ones found so far write (``visit(_:)`` then decides
+  /// ``saturated``, once memory is back to its own values).
   private mutating func note(_ explanation: Explanation) {
     for (word, bits) in explanation.certain { anyWrites[word, default: 0] |= bits }
     for (word, bits) in explanation.possible { anyWrites[word, default: 0] |= bits }
@@ -832,7 +837,6 @@ struct ExplanationSearch {
         commonWrites = explanation.certain.filter { $0.value != 0 }
       }
     }
-    checkSaturation()
   }
 
   /// Decides ``saturated`` from the explanations found so far, once the search has run

@@ -60,6 +60,48 @@ import Testing
     }
   }
 
+  /// A 4-level guest (PML4, PDPT, PD, PT at guest-physical 0x1000–0x4000, linear 0 mapped to
+  /// 0x5000, every entry P R/W) over 4-level EPT with A/D flags whose PD entry maps
+  /// guest-physical 0..2 MiB to host 0x1_0000_0000 (nested seed 16 of the fuzzing campaign).
+  static func cachedNestedState() throws -> MachineState {
+    try HandWrittenState.ept(
+      eptp: 0x8000_005e, cr4: 0x20,
+      memory: [
+        0x8000_0000: 0x8000_1007, 0x8000_1000: 0x8000_2007, 0x8000_2000: 0x1_0000_00b7,
+        0x1_0000_1000: 0x2003, 0x1_0000_2000: 0x3003, 0x1_0000_3000: 0x4003,
+        0x1_0000_4000: 0x5003,
+      ])
+  }
+
+  /// A write translates (A in every guest entry, D in the PTE); the EPT PDPTE is cleared
+  /// without INVEPT, and the guest PTE stored again with A and D clear; the write again. It may
+  /// come from the TLB (no A/D write) or from a fresh guest walk through the guest-physical
+  /// translations cached by the first (§6.2; A and D in the PTE anew): both must stay allowed.
+  /// The first explanation found reads the PTE's older value, A and D set: a search judging
+  /// what is already set by that overlay, not by memory, took them as set and stopped.
+  @Test func aSaturatedSearchJudgesWhatIsSetByMemoryNotByTheValuesAWalkRead() throws {
+    let state = try Self.cachedNestedState()
+    let oracle = try Oracle(mode: .nested, state: state)
+    let write = TraceOperation.access(linearAddress: 0, Access(.write))
+    let translated = TraceObservation(.outcome(.translated(hostPhysical: 0x1_0000_5000)))
+    let trace: [(TraceOperation, TraceObservation)] = [
+      (write, translated),
+      (.writeHost(hostPhysical: 0x8000_1000, value: 0), TraceObservation(.completed)),
+      (.writeHost(hostPhysical: 0x1_0000_4000, value: 0x5003), TraceObservation(.completed)),
+      (write, translated),
+    ]
+    for (index, (operation, observed)) in trace.enumerated() {
+      #expect(oracle.check(operation, observed) == .agrees, "operation \(index)")
+    }
+    #expect(oracle.uncertain[0x1_0000_4000] & 0x60 == 0x60, "the PTE's A and D are uncertain")
+    for pte: UInt64 in [0x5003, 0x5063] {
+      var exported = state
+      exported.memory = oracle.model.state.memory.snapshot
+      exported.memory[0x1_0000_4000] = pte
+      #expect(oracle.compareMemory(exported) == nil, "PTE \(String(pte, radix: 16))")
+    }
+  }
+
   @Test func aCopyOfMemoryTakenAgainHoldsEveryWriteMadeSinceItWasHandedBack() {
     var original = PhysicalMemory()
     original[0x1000] = 0x11
