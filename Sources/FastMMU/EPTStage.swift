@@ -26,6 +26,7 @@ struct EPTStage: NestedStage {
   /// The last successful translation's AND of R, W, X and XU, and its leaf.
   private var effective: UInt64 = 0
   private var leaf: UInt64 = 0
+  private(set) var leafLevel = 1
 
   init(
     pointer: EPTPointer, format: EPTFormat, cache: PagingStructureCache.Handle?,
@@ -182,6 +183,7 @@ struct EPTStage: NestedStage {
     }
     self.effective = effective
     self.leaf = leaf
+    leafLevel = level
     return X86Entry.translate(leaf, level: level, gpa)
   }
 

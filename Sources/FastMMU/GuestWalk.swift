@@ -14,6 +14,11 @@ struct WalkPath {
   var inherited = Rights.guestAll
   /// The leaf's level (1 without guest paging).
   var leaf = 0
+  /// The level whose page a TLB entry of the walk covers: the guest leaf's, or without guest
+  /// paging the nested leaf's. A fault or INVLPG on any address of that page drops every
+  /// 4-KiB piece of it (Intel SDM Vol. 3A §4.10.2.3: smaller-page entries of a larger page are
+  /// invalidated as the one entry would be).
+  var pageLevel = 0
   /// After a successful walk, what a TLB entry caches (SEMANTICS §6.1): ``Rights`` (guest U,
   /// W, X and the final translation's nested R, W, X), the leaf's protection key, G with
   /// CR4.PGE, whether a write needs no A/D update (guest and nested D set), and the final
@@ -108,6 +113,7 @@ enum GuestWalk {
       else { return stage.fault }
       path.top = 0
       path.leaf = 1
+      path.pageLevel = stage.leafLevel
       path.rights = Rights.guestAll | stage.finalRights(guestUser: true)
       path.key = 0
       path.global = false
@@ -182,6 +188,7 @@ enum GuestWalk {
       level &-= 1
     }
     path.leaf = level
+    path.pageLevel = level
     // Step 5: U = AND(U/S), W = AND(R/W), XD = OR(XD) over the path (SEMANTICS §1.5).
     let accumulated =
       inherited

@@ -58,6 +58,7 @@ struct NPTStage: NestedStage {
   /// The last successful translation's accumulated ``Rights`` (U, W, X) and its leaf.
   private var accumulated: UInt8 = 0
   private var leaf: UInt64 = 0
+  private(set) var leafLevel = 1
 
   init(
     configuration: NPTConfiguration, cache: PagingStructureCache.Handle?, cacheContext: UInt32,
@@ -148,6 +149,7 @@ struct NPTStage: NestedStage {
     }
     self.accumulated = accumulated
     leaf = entry
+    leafLevel = level
     return X86Entry.translate(entry, level: level, gpa)
   }
 

@@ -31,6 +31,10 @@ protocol NestedStage {
   /// right that applies to a linear address that is user-mode or not).
   func finalRights(guestUser: Bool) -> UInt8
 
+  /// The level of the last successful translation's leaf (1 for a 4-KiB page): without guest
+  /// paging, the size of the page a TLB entry covers.
+  var leafLevel: Int { get }
+
   /// Whether a write through a cached copy of the last successful translation needs no nested
   /// A/D update: its leaf's dirty flag is set, or the nested tables have none.
   var dirty: Bool { get }
@@ -47,6 +51,7 @@ struct IdentityStage: NestedStage {
   var fault: Outcome { .generalProtection }
   var tableRights: UInt16 { 0 }
   var dirty: Bool { true }
+  var leafLevel: Int { 1 }
 
   func finalRights(guestUser: Bool) -> UInt8 { Rights.nestedAll }
 

@@ -20,7 +20,7 @@ import Machine
 /// |           | 6     | dirty: a write needs no A/D update                              |
 /// |           | 7     | global (G with CR4.PGE): survives flushes of non-global entries |
 /// |           | 11:8  | protection key                                                  |
-/// |           | 15:12 | leaf level (1, 2, 3)                                            |
+/// |           | 15:12 | page level (1, 2, 3): the guest leaf's, or the nested leaf's    |
 ///
 /// A global entry is tagged with the context that filled it, like any other: a context that
 /// did not fill it walks again and caches its own copy, which the architecture allows (any
@@ -164,7 +164,7 @@ final class TranslationBuffer {
 
   /// Caches a successful walk (every A flag on its path is set by now; SEMANTICS §6.1 "fill").
   func insert(_ address: UInt64, hostPhysical: UInt64, _ path: WalkPath, context: UInt32) {
-    var info = UInt32(path.rights & 63) | UInt32(path.key) << 8 | UInt32(path.leaf) << 12
+    var info = UInt32(path.rights & 63) | UInt32(path.key) << 8 | UInt32(path.pageLevel) << 12
     if path.dirty { info |= TLBEntry.dirty }
     if path.global { info |= TLBEntry.global }
     let page = address >> 12
@@ -173,7 +173,7 @@ final class TranslationBuffer {
       tag: page | UInt64(context) << 52, frame: hostPhysical & ~0xFFF, context: context,
       info: info)
     occupied.insert(slot)
-    if path.leaf > 1 { largePieces.insert(slot) } else { largePieces.remove(slot) }
+    if path.pageLevel > 1 { largePieces.insert(slot) } else { largePieces.remove(slot) }
   }
 
   /// Empties `slot`.

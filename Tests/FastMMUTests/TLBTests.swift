@@ -245,6 +245,39 @@ import Workloads
     #expect(mmu.access(Layout.data) == .translated(hostPhysical: 0x7700_0000))
   }
 
+  /// Guest paging off over 4-level NPT whose PDPT entry 0 maps guest-physical 0..1 GiB to host
+  /// 0 as one 1-GiB page (nested seed 13 of the fuzzing campaign).
+  static func unpagedGuestOverGigabytePage() throws -> MachineState {
+    try MachineState.load(
+      json: """
+        {"format": "nestcheck-state", "version": 1,
+         "processor": {"vendor": "amd", "physicalAddressBits": 39, "gigabytePages": true},
+         "guest": {"cr0": "0x11", "cr3": "0x0", "cr4": "0x0", "efer": "0x0", "rflags": "0x2",
+                   "pkru": "0x0", "pkrs": "0x0"},
+         "nested": {"kind": "npt", "ncr3": "0x80000000", "hostCR4": "0x20", "hostEFER": "0xd00",
+                    "physicalAddressBits": 48},
+         "memory": {"0x80000000": "0x80001007", "0x80001000": "0x87"}}
+        """)
+  }
+
+  /// Without guest paging a cached translation is one of the nested page: a fault on any
+  /// address of it drops every 4-KiB piece the TLB holds (Intel SDM Vol. 3A §4.10.2.3; SEMANTICS
+  /// §6.1, §6.2), not only the faulting address's own.
+  @Test func aNestedFaultWithoutGuestPagingDropsEveryPieceOfTheNestedPage() throws {
+    let mmu = try NestedMMU(Self.unpagedGuestOverGigabytePage())
+    #expect(mmu.access(0x20_c000) == .translated(hostPhysical: 0x20_c000))
+    mmu.run(.writeHost(hostPhysical: 0x8000_1000, value: 0))  // no flush
+    #expect(mmu.access(0x20_c000) == .translated(hostPhysical: 0x20_c000), "cached")
+    guard case .nestedPageFault = mmu.access(0x20_0000) else {
+      Issue.record("the PDPT entry is gone: a walk of another address faults")
+      return
+    }
+    guard case .nestedPageFault = mmu.access(0x20_c000) else {
+      Issue.record("the fault on 0x200000 dropped the piece of 0x20c000 too")
+      return
+    }
+  }
+
   @Test func changingCR4PGEFlushesGlobalTranslations() throws {
     let scenario = Self.scenario(globalCode: true, cr4: 0x20 | Self.pge)
     let mmu = try NestedMMU(scenario.state)
