@@ -30,9 +30,15 @@ public final class Oracle {
   /// upper-level A bits §1.8 allows it to. That changes no outcome (those writes are made only
   /// where the nested dimension lets them, and raise nothing), and nothing a faulting walk
   /// writes is certain (``apply(_:fault:)``), so one walk tells what either choice writes.
+  ///
+  /// Likewise a guest-table read sets D in the NPT leaf it goes through (§3.2, IMPL): table
+  /// reads need W there under either choice, so no outcome changes, and the frame it writes
+  /// joins ``nestedFrames``, whose nested A/D bits the memory comparison ignores — whichever
+  /// choice the target made, also once the frame is no longer a nested table.
   var walkChoices: Choices<Concrete> {
     var choices = preferredChoices
     choices.accessedOnFault = true
+    choices.nestedDirtyOnTableRead = true
     return choices
   }
   /// Whether a search stops once it is saturated (``ExplanationSearch/saturated``); tests turn

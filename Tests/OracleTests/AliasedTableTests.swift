@@ -1,3 +1,4 @@
+import FastMMU
 import Machine
 import Oracle
 import Testing
@@ -65,5 +66,45 @@ import Testing
       oracle.check(
         .access(linearAddress: Self.second, Access(.read)), TraceObservation(.outcome(translated)))
         != .agrees, "nothing cached survives INVEPT: only the misconfiguration is allowed")
+  }
+  /// A 4-level guest over 4-level NPT whose PD entry 0 names host 0x1_0000_4000 as the NPT PT:
+  /// a guest frame, whose word 8 (0x201027, P R/W U/S A) maps guest-physical 0x1000, the guest
+  /// PML4, to host 0x201000, where it is empty (nested seeds 22, 30, 33, 34).
+  static func nptState() throws -> MachineState {
+    try MachineState.load(
+      json: """
+        {"format": "nestcheck-state", "version": 1,
+         "processor": {"vendor": "amd", "physicalAddressBits": 46, "gigabytePages": true},
+         "guest": {"cr0": "0x80010011", "cr3": "0x1000", "cr4": "0x20", "efer": "0xd00",
+                   "rflags": "0x2", "pkru": "0x0", "pkrs": "0x0"},
+         "nested": {"kind": "npt", "ncr3": "0x80000000", "hostCR4": "0x20", "hostEFER": "0xd00",
+                    "physicalAddressBits": 48},
+         "memory": {"0x80000000": "0x80001007", "0x80001000": "0x80002007",
+                    "0x80002000": "0x100004007", "0x100004008": "0x201027"}}
+        """)
+  }
+
+  /// The read walks the NPT to the guest PML4 — a guest-table read, a write for NPT (§3.2),
+  /// which may or may not set D in the NPT leaf (IMPL) — and faults on the empty PML4 entry;
+  /// the NPT PD entry is then cleared. The word is no nested table any more, yet its D bit was
+  /// the nested walk's to set: memory with it set or clear is allowed, whichever choice the
+  /// target made.
+  @Test(arguments: [false, true])
+  func aNestedDirtyBitSetByAGuestTableReadIsAllowedOnceTheTableIsUnlinked(dirty: Bool) throws {
+    let state = try Self.nptState()
+    let target = FastMMUTarget(
+      mode: .nested, configuration: MMUConfiguration(nptDirtyOnTableReads: dirty))
+    try target.reset(to: state)
+    let oracle = try Oracle(mode: .nested, state: state)
+    let trace: [TraceOperation] = [
+      .access(linearAddress: 0, Access(.read)),
+      .writeHost(hostPhysical: 0x8000_2000, value: 0),
+    ]
+    for operation in trace {
+      #expect(try oracle.check(operation, target.apply(operation)) == .agrees)
+    }
+    let exported = try #require(target.exportState())
+    #expect(exported.memory[0x1_0000_4008] == (dirty ? 0x201067 : 0x201027), "the target's D")
+    #expect(oracle.compareMemory(exported) == nil)
   }
 }
