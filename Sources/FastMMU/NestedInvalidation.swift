@@ -27,6 +27,19 @@ extension NestedMMU {
     nestedCache?.invalidate { matches(names[$0]) }
   }
 
+  /// §6.2: a nested fault drops the guest-physical mappings of its GPA: the nested caches'
+  /// entries, and the TLB's entries for the GPA's page in every VPID. A TLB entry filled while
+  /// guest paging was off is a guest-physical mapping (Intel SDM Vol. 3C §29.4.1: with
+  /// CR0.PG = 0 no combined mapping is made), which VPIDs do not tag; combined ones for that
+  /// page go too, which eviction allows.
+  private func dropGuestPhysical(_ gpa: UInt64) {
+    let nestedContext = nestedContext
+    nestedCache?.invalidate(address: gpa) { $0 == nestedContext }
+    let names = contexts.names
+    let root = names[nestedContext].root
+    tlb.invalidate(address: gpa) { names[$0.context].root == root }
+  }
+
   /// SEMANTICS §6.1/§6.2: a #PF invalidates the mappings for the faulting linear address; an
   /// EPT violation also those that translate the faulting GPA (and, with VPID 0, a VM exit
   /// drops every VPID-0 mapping). Misconfigurations and #NPF are treated alike.
@@ -46,12 +59,10 @@ extension NestedMMU {
       return
     case .eptViolation(_, let gpa, _), .eptMisconfiguration(let gpa):
       exits.record(fault.kindName == "ept-violation" ? .eptViolation : .eptMisconfiguration)
-      let nestedContext = nestedContext
-      nestedCache?.invalidate(address: gpa) { $0 == nestedContext }
+      dropGuestPhysical(gpa)
     case .nestedPageFault(_, let gpa):
       exits.record(.nestedPageFault)
-      let nestedContext = nestedContext
-      nestedCache?.invalidate(address: gpa) { $0 == nestedContext }
+      dropGuestPhysical(gpa)
     }
     dropCombined(address: address) { tag, _ in tag.vpid == current }
     if current == 0 { dropCombined { tag, _ in tag.vpid == 0 } }

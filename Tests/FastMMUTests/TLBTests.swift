@@ -278,6 +278,26 @@ import Workloads
     }
   }
 
+  /// Without guest paging a cached translation is a guest-physical mapping, which no VPID tags
+  /// (Intel SDM Vol. 3C §29.4.1; SEMANTICS §6.2): a nested fault on its address under another
+  /// VPID drops it too (nested seed 40 of the fuzzing campaign).
+  @Test func aNestedFaultWithoutGuestPagingDropsTheMappingCachedUnderAnotherVPID() throws {
+    let mmu = try NestedMMU(Self.unpagedGuestOverGigabytePage())
+    mmu.run(.writeRegister(.vpid, value: 3))
+    #expect(mmu.access(0x20_4000) == .translated(hostPhysical: 0x20_4000))
+    mmu.run(.writeRegister(.vpid, value: 0))
+    mmu.run(.writeHost(hostPhysical: 0x8000_1000, value: 0))  // no flush
+    guard case .nestedPageFault = mmu.access(0x20_4000) else {
+      Issue.record("VPID 0 cached nothing: its walk faults")
+      return
+    }
+    mmu.run(.writeRegister(.vpid, value: 3))
+    guard case .nestedPageFault = mmu.access(0x20_4000) else {
+      Issue.record("the fault dropped VPID 3's guest-physical mapping of 0x204000")
+      return
+    }
+  }
+
   @Test func changingCR4PGEFlushesGlobalTranslations() throws {
     let scenario = Self.scenario(globalCode: true, cr4: 0x20 | Self.pge)
     let mmu = try NestedMMU(scenario.state)
