@@ -1,7 +1,7 @@
 /// The role of a shadow page (KVM's `union kvm_mmu_page_role`, SEMANTICS §5.1): everything
 /// besides the guest table that decides what the page's entries hold. A shadow page is reused
-/// only for a walk whose role matches exactly; this is what keeps the CR0.WP, SMEP, SMAP and
-/// NX variants of one guest table apart (invariant I6 of SEMANTICS §5.5).
+/// only for a walk whose role matches exactly; this is what keeps the CR0.WP, SMEP, SMAP,
+/// protection-key and NX variants of one guest table apart (invariant I6 of SEMANTICS §5.5).
 struct ShadowRole: Hashable {
   /// The shadow level, 1 (PT) to 5 (PML5).
   var level: UInt8
@@ -19,6 +19,11 @@ struct ShadowRole: Hashable {
   var smepAndNotWriteProtect: Bool
   /// Guest CR4.SMAP with CR0.WP = 0 (KVM `smap_andnot_wp`).
   var smapAndNotWriteProtect: Bool
+  /// Guest protection keys (CR4.PKE or PKS) with CR0.WP = 0: a kernel page made while keys
+  /// were off (``ShadowLeafRights/kernelPageForWriteProtectOff(_:_:)``) hides a user page from
+  /// the key check, so it must not serve once they are on (KVM offers no keys under shadow
+  /// paging, so has no such bit).
+  var keysAndNotWriteProtect: Bool
   /// Guest EFER.NXE (KVM `efer_nx`): whether bit 63 of guest entries is XD or reserved.
   var executeDisable: Bool
 
@@ -35,6 +40,7 @@ struct ShadowRole: Hashable {
       pagingOff: !control.paging, writeProtect: writeProtect,
       smepAndNotWriteProtect: control.smep && !control.writeProtect,
       smapAndNotWriteProtect: control.smap && !control.writeProtect,
+      keysAndNotWriteProtect: control.keysEnabled && !control.writeProtect,
       executeDisable: control.executeDisable)
   }
 

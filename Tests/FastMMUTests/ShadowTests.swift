@@ -8,6 +8,7 @@ import Workloads
 @Suite struct ShadowTests {
   static let wp: UInt64 = 1 << 16
   static let smep: UInt64 = 1 << 20
+  static let pke: UInt64 = 1 << 22
   static let smap: UInt64 = 1 << 21
 
   static func scenario(_ leaf: UInt64 = Bits.userData) -> Scenario {
@@ -195,6 +196,23 @@ import Workloads
     #expect(
       mmu.access(Layout.data, Access(.read))
         == .pageFault(errorCode: 0b1, linearAddress: Layout.data))
+  }
+
+  /// A kernel page made while keys were off would hide the user page from the key check once
+  /// CR4.PKE is set (shadow seed 31 of the fuzzing campaign): with PKRU denying key 0, the
+  /// supervisor read of the user page faults with PK.
+  @Test func protectionKeysWithoutWPSplitTheRole() throws {
+    var scenario = Self.scenario(Bits.userReadOnly)
+    scenario.cr0 &= ~Self.wp
+    let mmu = try ShadowMMU(scenario.state)
+    mmu.run(.writeRegister(.pkru, value: 1))  // key 0: access disabled
+    #expect(
+      mmu.access(Layout.data, Access(.write))
+        == .translated(hostPhysical: scenario.host(Layout.dataFrame)))
+    mmu.run(.writeRegister(.cr4, value: scenario.cr4 | Self.pke))
+    #expect(
+      mmu.access(Layout.data, Access(.read))
+        == .pageFault(errorCode: 0b10_0001, linearAddress: Layout.data))
   }
 
   @Test func nxSplitsTheRole() throws {
