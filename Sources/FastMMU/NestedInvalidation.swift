@@ -96,10 +96,23 @@ extension NestedMMU {
         let pcid = decoded.pcid
         dropCombined { tag, global in tag.vpid == current && tag.pcid == pcid && !global }
       }
+    } else if Self.rereadsEntries(old, decoded) {
+      dropCombined { _, _ in true }
     } else if Self.flushesEverything(old, decoded) {
       dropCombined { tag, _ in tag.vpid == current }
     }
     return .completed
+  }
+
+  /// Control changes after which an entry reads differently — the paging mode (CR0.PG, the
+  /// number of levels) or EFER.NXE (bit 63: XD or reserved) — drop every VPID's mappings, not
+  /// only the current one's. More than required, always allowed: the registers are one set
+  /// for every VPID here, and the oracle judges a cached translation under the controls of
+  /// now (docs/fuzzing.md), so one another VPID made in another paging mode is one it cannot
+  /// explain (nested seed 58 of the fuzzing campaign).
+  static func rereadsEntries(_ old: PagingControl, _ new: PagingControl) -> Bool {
+    old.paging != new.paging || old.levels != new.levels
+      || old.executeDisable != new.executeDisable
   }
 
   /// Control changes after which every mapping of the VPID is dropped, globals included:

@@ -298,6 +298,20 @@ import Workloads
     }
   }
 
+  /// A change of how entries read (EFER.NXE here: bit 63 becomes reserved) made while another
+  /// VPID runs drops that VPID's translations too (nested seed 58 of the fuzzing campaign).
+  @Test func changingEFERNXEDropsTheTranslationsOfEveryVPID() throws {
+    let scenario = Self.scenario()
+    let mmu = try NestedMMU(scenario.state)
+    mmu.run(.writeRegister(.vpid, value: 1))
+    _ = mmu.access(Layout.data)
+    Self.remap(mmu, scenario, Layout.data, to: Self.newFrame)
+    mmu.run(.writeRegister(.vpid, value: 0))
+    mmu.run(.writeRegister(.efer, value: scenario.efer & ~(1 << 11)))
+    mmu.run(.writeRegister(.vpid, value: 1))
+    #expect(!Self.isStale(mmu, scenario, Layout.data, old: Layout.dataFrame))
+  }
+
   @Test func changingCR4PGEFlushesGlobalTranslations() throws {
     let scenario = Self.scenario(globalCode: true, cr4: 0x20 | Self.pge)
     let mmu = try NestedMMU(scenario.state)
