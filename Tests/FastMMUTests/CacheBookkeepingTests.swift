@@ -13,6 +13,7 @@ import Workloads
   static func path(_ scratch: WalkScratch, leaf: Int, global: Bool = false) -> WalkPath {
     var path = scratch.path
     path.leaf = leaf
+    path.pageLevel = leaf
     path.rights = 63
     path.dirty = true
     path.global = global
