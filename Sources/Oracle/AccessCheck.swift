@@ -79,10 +79,15 @@ extension Oracle {
       faulted(address, outcome)
       return .agrees
     }
+    // The report lists every outcome the walks give, under every choice that shapes a nested
+    // fault: a search that lists them all.
+    var listing = ExplanationSearch(
+      oracle: self, address: address, access: access, observed: outcome, listsEveryOutcome: true)
+    listing.run()
     var allowed: [TraceResult] = [.outcome(fresh.outcome)]
-    for other in search.outcomes where other != fresh.outcome { allowed.append(.outcome(other)) }
+    for other in listing.outcomes where other != fresh.outcome { allowed.append(.outcome(other)) }
     let reason =
-      search.outcomes.count > 1
+      listing.outcomes.count > 1
       ? "no walk over the values the entries held since their last invalidation gives it"
       : "the walk gives another outcome, and no entry it reads can be stale"
     return .diverges(

@@ -144,6 +144,10 @@ struct ExplanationSearch {
   let now: Int
   /// Guest-table accesses may have been reads (``Oracle/cachedWithoutAccessedDirty``).
   private let oldTableReads: Bool
+  /// Whether ``outcomes`` must hold every outcome a walk of the search gives under any of the
+  /// choices that shape nested faults, for the report of a divergence; otherwise a walk is
+  /// re-run under those choices only where that can give the observed outcome.
+  private let listsEveryOutcome: Bool
   private(set) var outcomes: [Outcome] = []
   private(set) var explanations: [Explanation] = []
   private(set) var limitReached = false
@@ -172,11 +176,15 @@ struct ExplanationSearch {
   static let accessedBit: UInt64 = 1 << 5
   static let dirtyBit: UInt64 = 1 << 6
 
-  init(oracle: Oracle, address: UInt64, access: Access, observed: Outcome) {
+  init(
+    oracle: Oracle, address: UInt64, access: Access, observed: Outcome,
+    listsEveryOutcome: Bool = false
+  ) {
     self.oracle = oracle
     self.address = address
     self.access = access
     self.observed = observed
+    self.listsEveryOutcome = listsEveryOutcome
     now = oracle.epoch
     oldTableReads = oracle.cachedWithoutAccessedDirty
   }
@@ -772,13 +780,19 @@ struct ExplanationSearch {
 
   /// Evaluates a feasible assignment under the preferred choices and, where the outcome is a
   /// nested fault, under the others that shape nested faults (§8); records what matches.
+  ///
+  /// Those choices decide only how a walk that reached the nested fault reports it (which of
+  /// the A/D write and the final translation faults first, qualification bits): every one of
+  /// them gives a nested fault where the preferred one does, and the preferred outcome where it
+  /// is not a nested fault. So they can explain only an observed nested fault, and are not
+  /// tried for any other unless every outcome is listed.
   private mutating func judge(
     _ walk: Translation<Concrete>, seen: Pins, views: [UInt64: FrameMemory],
     stale: Bool
   ) {
     consider(walk, seen: seen, stale: stale)
-    if walk.outcome != observed
-      && (Self.isNestedFault(observed) || Self.isNestedFault(walk.outcome))
+    if walk.outcome != observed && Self.isNestedFault(walk.outcome)
+      && (listsEveryOutcome || Self.isNestedFault(observed))
     {
       for choices in Self.nestedFaultChoices(around: oracle.walkChoices) {
         runs += 1
