@@ -31,6 +31,13 @@ extension Oracle {
       faulted(address, outcome)
       return .agrees
     }
+    if fresh.outcome == outcome && searchDecidesNothing(outcome, access) {
+      statistics.freshAccesses += 1
+      markAccessedBitsUncertain(address, access, outcome)
+      acceptFresh(fresh, address, access)
+      faulted(address, outcome)
+      return .agrees
+    }
     statistics.searchedAccesses += 1
     var search = ExplanationSearch(
       oracle: self, address: address, access: access, observed: outcome)
@@ -127,6 +134,49 @@ extension Oracle {
       }
     }
     return true
+  }
+
+  /// Whether, once the fresh walk gives `outcome`, no other explanation could change what the
+  /// oracle records, so the search need not run (most searches of a shadow campaign are
+  /// these). That holds under a hypervisor that leaves the guest-physical map's A/D bits alone
+  /// (shadow, paravirtual), where a guest A/D write cannot fault, for a fault no walk ends in
+  /// after writing a D bit: a guest #PF (§1.8: a faulting walk writes no D), a nested fault on
+  /// a guest-table read (the guest walk stopped above its leaf), or any fault of an access
+  /// that is not a write. Every other guest write such a walk makes is an A bit it may or may
+  /// not make: an A bit the oracle leaves clear is allowed set (the memory comparison accepts
+  /// any A the target set, §6.1), no guest read here depends on uncertain A/D bits
+  /// (``isSettled(_:_:)``, ``ExplanationSearch``), and nested A/D bits are never compared in
+  /// these modes. Only an EPT-format map reads a guest A bit as something else (memory type):
+  /// there ``markAccessedBitsUncertain(_:_:_:)`` records every A bit such a walk could write.
+  func searchDecidesNothing(_ outcome: Outcome, _ access: Access) -> Bool {
+    guard mode != .nested, accessedDirtyWritesCannotFault else { return false }
+    switch outcome {
+    case .pageFault:
+      return true
+    case .nestedPageFault(let info, _):
+      // EXITINFO1 bit 33: the fault was on a guest-table read (SEMANTICS §3.3).
+      return info & 1 << 33 != 0 || access.kind != .write
+    case .eptViolation(let qualification, _, _):
+      // Qualification bit 7 set and bit 8 clear: on a guest-table access (SEMANTICS §2.6).
+      return qualification & 0x180 == 0x80 || access.kind != .write
+    case .eptMisconfiguration:
+      return access.kind != .write
+    case .translated, .generalProtection:
+      return false
+    }
+  }
+
+  /// Under an EPT-format map, marks uncertain the A bit of every guest entry a walk of
+  /// `address` could read (``ExplanationSearch/unjudged()``, A bits only) that memory does not
+  /// hold set: what the search not run could have found written.
+  func markAccessedBitsUncertain(_ address: UInt64, _ access: Access, _ outcome: Outcome) {
+    guard case .ept = model.state.nested else { return }
+    let search = ExplanationSearch(
+      oracle: self, address: address, access: access, observed: outcome)
+    for (word, bits) in search.unjudged() {
+      let open = bits & ExplanationSearch.accessedBit & ~model.state.memory[word]
+      if open != 0 { uncertain.add(word, open) }
+    }
   }
 
   /// The fresh walk explains the observation alone — unless it faulted: then a walk writing

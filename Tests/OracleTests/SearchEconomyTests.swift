@@ -102,6 +102,73 @@ import Testing
     }
   }
 
+  /// A 4-level guest (PML4, PDPT, PD, PT at guest-physical 0x1000–0x4000, linear 0 mapped to
+  /// 0x5000, every entry P R/W) whose guest-physical map is an NPT-format P2M mapping 0..2 MiB
+  /// to host 0x1_0000_0000 with one 2-MiB leaf.
+  static func shadowState() throws -> MachineState {
+    try MachineState.load(
+      json: """
+        {"format": "nestcheck-state", "version": 1,
+         "processor": {"vendor": "amd", "physicalAddressBits": 46, "gigabytePages": true},
+         "guest": {"cr0": "0x80010011", "cr3": "0x1000", "cr4": "0x20", "efer": "0xd00",
+                   "rflags": "0x2", "pkru": "0x0", "pkrs": "0x0"},
+         "nested": {"kind": "npt", "ncr3": "0x80000000", "hostCR4": "0x20", "hostEFER": "0xd00",
+                    "physicalAddressBits": 48},
+         "memory": {"0x80000000": "0x80001007", "0x80001000": "0x80002007",
+                    "0x80002000": "0x100000087", "0x100001000": "0x2003",
+                    "0x100002000": "0x3003", "0x100003000": "0x4003", "0x100004000": "0x5003"}}
+        """)
+  }
+
+  /// Under shadow paging the guest PTE is cleared without INVLPG: the next read may still
+  /// translate (the stale entry) or fault (a fresh walk). The fault is the fresh walk's, and no
+  /// walk that faults there writes a D bit; the A bits it may write change nothing the oracle
+  /// decides, so no search runs. The stale translation still needs one.
+  @Test(arguments: [false, true])
+  func aFaultNoWalkWritesADirtyBitInIsJudgedWithoutASearch(stale: Bool) throws {
+    let oracle = try Oracle(mode: .shadow, state: Self.shadowState())
+    let read = TraceOperation.access(linearAddress: 0, Access(.read))
+    let translated = Outcome.translated(hostPhysical: 0x1_0000_5000)
+    #expect(oracle.check(read, TraceObservation(.outcome(translated))) == .agrees)
+    let clear = TraceOperation.writeGuest(guestPhysical: 0x4000, value: 0)
+    #expect(oracle.check(clear, TraceObservation(.completed)) == .agrees)
+    let fault = Outcome.pageFault(errorCode: 0, linearAddress: 0)
+    let searched = oracle.statistics.searchedAccesses
+    #expect(oracle.check(read, TraceObservation(.outcome(stale ? translated : fault))) == .agrees)
+    #expect(oracle.statistics.searchedAccesses == searched + (stale ? 1 : 0))
+  }
+
+  /// The same guest over an EPT-format P2M with A/D flags, where a guest A bit is also an EPT
+  /// memory-type bit: the fault judged without a search leaves every A bit a walk of the
+  /// address could write uncertain — here the PTE's, stored again with A clear, on the path
+  /// the PD entry had before it was pointed at an empty table — and the NPT-format P2M none.
+  @Test(arguments: [false, true])
+  func aFaultJudgedWithoutASearchUnderAnEPTFormatMapLeavesItsAccessedBitsUncertain(ept: Bool)
+    throws
+  {
+    var state = try Self.shadowState()
+    if ept {
+      state = try HandWrittenState.ept(
+        eptp: 0x8000_005e, cr0: 0x8001_0011, cr4: 0x20,
+        memory: state.memory.words.merging([0x8000_2000: 0x1_0000_00b7]) { $1 })
+    }
+    let oracle = try Oracle(mode: .shadow, state: state)
+    let read = TraceOperation.access(linearAddress: 0, Access(.read))
+    let trace: [(TraceOperation, TraceResult)] = [
+      (read, .outcome(.translated(hostPhysical: 0x1_0000_5000))),
+      (.writeGuest(guestPhysical: 0x4000, value: 0x5003), .completed),
+      (.writeGuest(guestPhysical: 0x3000, value: 0x6003), .completed),
+      (read, .outcome(.pageFault(errorCode: 0, linearAddress: 0))),
+    ]
+    var searched = 0
+    for (index, (operation, result)) in trace.enumerated() {
+      searched = oracle.statistics.searchedAccesses
+      #expect(oracle.check(operation, TraceObservation(result)) == .agrees, "operation \(index)")
+    }
+    #expect(oracle.statistics.searchedAccesses == searched, "the fault ran no search")
+    #expect((oracle.uncertain[0x1_0000_4000] & 0x20 != 0) == ept)
+  }
+
   @Test func aCopyOfMemoryTakenAgainHoldsEveryWriteMadeSinceItWasHandedBack() {
     var original = PhysicalMemory()
     original[0x1000] = 0x11
