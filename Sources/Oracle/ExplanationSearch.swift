@@ -144,6 +144,10 @@ struct ExplanationSearch {
   let now: Int
   /// Guest-table accesses may have been reads (``Oracle/cachedWithoutAccessedDirty``).
   private let oldTableReads: Bool
+  /// The oracle's invalidation logs, which no search changes, held here: reading them through
+  /// the oracle copies them (their tables counted once more and once less) at every use.
+  private let linearLog: InvalidationLog
+  private let physicalLog: InvalidationLog
   /// Whether ``outcomes`` must hold every outcome a walk of the search gives under any of the
   /// choices that shape nested faults, for the report of a divergence; otherwise a walk is
   /// re-run under those choices only where that can give the observed outcome.
@@ -187,6 +191,8 @@ struct ExplanationSearch {
     self.listsEveryOutcome = listsEveryOutcome
     now = oracle.epoch
     oldTableReads = oracle.cachedWithoutAccessedDirty
+    linearLog = oracle.linear
+    physicalLog = oracle.physical
   }
 
   var explained: Bool { !explanations.isEmpty }
@@ -211,7 +217,7 @@ struct ExplanationSearch {
     }
     // Nothing read before the last invalidation of everything cached for the address can end
     // a walk now (§6.1): neither its root nor any entry.
-    let bound = oracle.linear.lastComplete(address, oracle.linearContext)
+    let bound = linearLog.lastComplete(address, oracle.linearContext)
     let windows = oracle.timeline.windows(oracle.linearContext, within: bound...now)
     for window in windows {
       visit(Candidate(root: window.root, rootEpochs: window.epochs, pins: Pins()))
@@ -486,12 +492,12 @@ struct ExplanationSearch {
         let global =
           value >> 8 & 1 == 1 && oracle.registers.cr4 & ControlBits.globalPages != 0
         return reaches(
-          chain, now...now, cached: true, global: global, log: oracle.linear, address: address,
+          chain, now...now, cached: true, global: global, log: linearLog, address: address,
           context: oracle.linearContext)
       }
       guard walk.useFrom <= now else { return false }
       return reaches(
-        chain, walk.useFrom...now, cached: true, global: false, log: oracle.physical,
+        chain, walk.useFrom...now, cached: true, global: false, log: physicalLog,
         address: walk.gpa, context: oracle.physicalContext)
     }
   }
@@ -569,7 +575,7 @@ struct ExplanationSearch {
       switch reference.stage {
       case .guest:
         key = nil
-        available = window(guest, log: oracle.linear, address: address, context: linearContext)
+        available = window(guest, log: linearLog, address: address, context: linearContext)
       default:
         let walkKey = reference.stage == .nestedFinal ? 0 : reference.guestLevel
         key = walkKey
@@ -597,10 +603,10 @@ struct ExplanationSearch {
             useFrom = guestTop > 0 ? guest.feasible?.lowerBound ?? now : now
           } else {
             useFrom =
-              window(guest, log: oracle.linear, address: address, context: linearContext)?
+              window(guest, log: linearLog, address: address, context: linearContext)?
               .lowerBound ?? Int.min
           }
-          let bound = oracle.physical.lastComplete(
+          let bound = physicalLog.lastComplete(
             translated, physicalContext, atOrBefore: useFrom)
           nested[walkKey] = NestedWalk(
             chain: Chain(top: Epochs(min(bound, now)...now)), gpa: translated, useFrom: useFrom)
@@ -611,7 +617,7 @@ struct ExplanationSearch {
           ?? NestedWalk(chain: Chain(top: Epochs(Int.min...now)), gpa: 0, useFrom: now)
         gpa = entry.gpa
         available = window(
-          entry.chain, log: oracle.physical, address: entry.gpa, context: physicalContext)
+          entry.chain, log: physicalLog, address: entry.gpa, context: physicalContext)
       }
       guard let available else {
         feasible = false
@@ -701,7 +707,10 @@ struct ExplanationSearch {
     // Judged against memory as it is, not as this walk's overlay shows it: what is already set
     // cannot be changed by any walk, and the overlay may show older values set.
     if explanations.count > explanationsBefore { checkSaturation() }
-    for child in children {
+    // Taken out of the list in order rather than copied out of it: a candidate's pins are
+    // moved to the child's visit, not counted once more.
+    children.reverse()
+    while let child = children.popLast() {
       visit(child)
       if limitReached || saturated { return }
     }
@@ -731,13 +740,13 @@ struct ExplanationSearch {
           leafValue >> 8 & 1 == 1 && oracle.registers.cr4 & ControlBits.globalPages != 0
         guard
           reaches(
-            guest, nowOnly, cached: true, global: global, log: oracle.linear, address: address,
+            guest, nowOnly, cached: true, global: global, log: linearLog, address: address,
             context: linearContext)
         else { return false }
       } else {
         // A nested fault on a guest table read: the walk reached that read now.
         guard
-          let next = window(guest, log: oracle.linear, address: address, context: linearContext),
+          let next = window(guest, log: linearLog, address: address, context: linearContext),
           next.contains(now)
         else { return false }
       }
@@ -756,7 +765,7 @@ struct ExplanationSearch {
         // survives until now — not before the last invalidation that drops it.
         let global =
           leafValue >> 8 & 1 == 1 && oracle.registers.cr4 & ControlBits.globalPages != 0
-        let killed = oracle.linear.lastKill(
+        let killed = linearLog.lastKill(
           .translation(leafLevel: guest.level, global: global), address: address,
           context: linearContext)
         // (The guest chain's reads are single intervals: guest options are never merged.)
@@ -771,7 +780,7 @@ struct ExplanationSearch {
       }
       guard
         reaches(
-          entry.chain, use, cached: !stopped, global: false, log: oracle.physical,
+          entry.chain, use, cached: !stopped, global: false, log: physicalLog,
           address: entry.gpa, context: physicalContext)
       else { return false }
     }

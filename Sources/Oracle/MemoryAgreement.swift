@@ -32,32 +32,41 @@ public struct MemoryDisagreement: Hashable, Sendable, CustomStringConvertible {
 extension Oracle {
   /// The first disagreement between the target's exported memory and the oracle's, or `nil`.
   public func compareMemory(_ exported: MachineState) -> MemoryDisagreement? {
-    let ours = model.state.memory.snapshot.words
     let theirs = exported.memory.words
-    var frames = Set(ours.keys.map { $0 >> 12 })
-    frames.formUnion(nestedFrames)
     let nestedMask = nestedAccessedDirtyMask
     let nestedTables =
       mode == .paravirtual ? nestedFrames : nestedFrames.union(reachableNestedFrames())
     let shadowFrames = Self.shadowTableFrames(exported)
-    var words = Set(ours.keys.filter { !shadowFrames.contains($0 >> 12) })
-    for address in theirs.keys
-    where frames.contains(address >> 12) && !shadowFrames.contains(address >> 12) {
-      words.insert(address)
-    }
-    for address in words.sorted() {
-      let expected = ours[address] ?? 0
-      let observed = theirs[address] ?? 0
+    // The lowest disagreeing address, whatever order the words are visited in.
+    var first: MemoryDisagreement? = nil
+    func compare(_ address: UInt64, _ expected: UInt64, _ observed: UInt64) {
       var ignored = uncertain[address]
       if nestedTables.contains(address >> 12) { ignored |= nestedMask }
       let difference = (expected ^ observed) & ~ignored
       let extraAccessed = difference & observed & 1 << 5
-      if difference & ~extraAccessed != 0 {
-        return MemoryDisagreement(
-          hostPhysical: address, expected: expected, uncertain: ignored, observed: observed)
-      }
+      guard difference & ~extraAccessed != 0, address < first?.hostPhysical ?? .max else { return }
+      first = MemoryDisagreement(
+        hostPhysical: address, expected: expected, uncertain: ignored, observed: observed)
     }
-    return nil
+    // Every word the oracle holds, and every word the target holds in a frame the oracle
+    // holds a word of or that is a nested table.
+    var frames = nestedFrames
+    var lastFrame = UInt64.max
+    model.state.memory.forEachWord { address, expected in
+      let frame = address >> 12
+      if frame != lastFrame {
+        frames.insert(frame)
+        lastFrame = frame
+      }
+      guard !shadowFrames.contains(frame) else { return }
+      compare(address, expected, theirs[address] ?? 0)
+    }
+    for (address, observed) in theirs where model.state.memory[address] == 0 {
+      let frame = address >> 12
+      guard frames.contains(frame), !shadowFrames.contains(frame) else { continue }
+      compare(address, 0, observed)
+    }
+    return first
   }
 
   /// Host frames of the shadow tables an exported state holds (they are the target's own and

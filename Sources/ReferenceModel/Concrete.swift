@@ -147,6 +147,18 @@ public struct FrameMemory: Sendable {
     }
   }
 
+  /// Calls `body` with every non-zero word and its address, frame by frame (in no particular
+  /// order of frames): what ``snapshot`` holds, without building it.
+  public func forEachWord(_ body: (_ address: UInt64, _ value: UInt64) -> Void) {
+    for (key, slot) in zip(keys, slots) where key != 0 {
+      let frame = key &- 1
+      let base = Int(slot) * 512
+      for i in 0..<512 where words[base + i] != 0 {
+        body(frame << 12 | UInt64(i) << 3, words[base + i])
+      }
+    }
+  }
+
   /// The contents as a sparse snapshot memory.
   public var snapshot: PhysicalMemory {
     var result = PhysicalMemory()
