@@ -190,7 +190,9 @@ struct Fuzz: ParsableCommand {
           + "\(report.outcomeClasses.count) outcome classes; oracle: \(s.freshAccesses) of "
           + "\(s.accesses) accesses explained by the fresh walk, \(s.staleAccesses) only by a "
           + "stale translation, \(s.searchLimitReached) searches given up at \(Oracle.searchLimit) "
-          + "walks (accepted, their A/D writes left uncertain)")
+          + "walks (accepted, their A/D writes left uncertain), \(s.explainedFaultSearchesCut) "
+          + "searches of a fault the fresh walk gives stopped at "
+          + "\(Oracle.explainedFaultSearchLimit) (their A/D writes left uncertain)")
     }
     if !report.findings.isEmpty || !failures.isEmpty {
       throw ExitCode(NestcheckExit.failed.rawValue)

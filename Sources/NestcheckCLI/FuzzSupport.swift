@@ -138,6 +138,7 @@ enum FuzzSupport {
           ("searchedAccesses", .integer(s.searchedAccesses)),
           ("staleAccesses", .integer(s.staleAccesses)), ("walks", .integer(s.walks)),
           ("searchLimitReached", .integer(s.searchLimitReached)),
+          ("explainedFaultSearchesCut", .integer(s.explainedFaultSearchesCut)),
         ])
       ),
     ])

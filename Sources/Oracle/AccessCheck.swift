@@ -40,7 +40,8 @@ extension Oracle {
     }
     statistics.searchedAccesses += 1
     var search = ExplanationSearch(
-      oracle: self, address: address, access: access, observed: outcome)
+      oracle: self, address: address, access: access, observed: outcome,
+      freshGivesIt: fresh.outcome == outcome)
     search.run()
     if debugOracle {
       print("DEBUG access \(hex(address)) \(access): observed \(outcome); fresh \(fresh.outcome)")
@@ -59,7 +60,11 @@ extension Oracle {
       return .agrees
     }
     if search.limitReached {
-      statistics.searchLimitReached += 1
+      if search.explained && fresh.outcome == outcome && outcome.isFault {
+        statistics.explainedFaultSearchesCut += 1
+      } else {
+        statistics.searchLimitReached += 1
+      }
       var unsure = ExplanationSearch.Explanation()
       var nested: [UInt64: UInt64] = [:]
       ExplanationSearch.collect(
@@ -71,7 +76,7 @@ extension Oracle {
       // stale nested entries still sets the guest leaf's A and D, which the faulting fresh walk
       // does not, §1.8, §6.1), and the explanations found so far are not all there are (one
       // reading a cached entry older than those tried may write no A/D bit). Every A/D bit any
-      // walk of the address could write is possible.
+      // walk of the address giving the observed outcome could write is possible.
       var tables: Set<UInt64> = []
       for (word, bits) in search.unjudged(nestedTables: &tables) {
         unsure.possible[word, default: 0] |= bits

@@ -191,5 +191,6 @@ extension OracleStatistics {
     staleAccesses += other.staleAccesses
     walks += other.walks
     searchLimitReached += other.searchLimitReached
+    explainedFaultSearchesCut += other.explainedFaultSearchesCut
   }
 }

@@ -176,13 +176,22 @@ struct ExplanationSearch {
   private var optionCache: [UInt64: [Option]] = [:]
   /// Walks one search may run before it gives up and accepts.
   static let runLimit = 2048
+  /// Walks a search may run when the fresh walk already gives the observed fault: the search
+  /// then decides only which A/D bits become uncertain (after a fault none is known, Oracle/
+  /// apply), and giving up makes uncertain every one a walk of the address could write.
+  static let explainedFaultRunLimit = 512
+  /// The walks this search may run (``runLimit``, or ``explainedFaultRunLimit``, at most the
+  /// oracle's ``Oracle/searchWalkLimit``).
+  private let walkLimit: Int
   /// The guest accessed and dirty flags (bits 5 and 6 of an x86 entry).
   static let accessedBit: UInt64 = 1 << 5
   static let dirtyBit: UInt64 = 1 << 6
 
+  /// A search of `observed` at `address`; `freshGivesIt` when the fresh walk under the
+  /// preferred choices already gives it.
   init(
     oracle: Oracle, address: UInt64, access: Access, observed: Outcome,
-    listsEveryOutcome: Bool = false
+    listsEveryOutcome: Bool = false, freshGivesIt: Bool = false
   ) {
     self.oracle = oracle
     self.address = address
@@ -193,6 +202,9 @@ struct ExplanationSearch {
     oldTableReads = oracle.cachedWithoutAccessedDirty
     linearLog = oracle.linear
     physicalLog = oracle.physical
+    walkLimit =
+      freshGivesIt && observed.isFault
+      ? min(oracle.searchWalkLimit, Self.explainedFaultRunLimit) : oracle.searchWalkLimit
   }
 
   var explained: Bool { !explanations.isEmpty }
@@ -332,8 +344,10 @@ struct ExplanationSearch {
     return result
   }
 
-  /// The guest A/D bits some walk of the address could write, whatever values it reads: A in
-  /// every guest entry it may read, D too in those that may be its leaf on a write. What a
+  /// The guest A/D bits some walk of the address giving the observed outcome could write,
+  /// whatever values it reads: A in every guest entry it may read whose current value is
+  /// present, D too in those whose current value is a leaf, on a write; after a guest page
+  /// fault, A only in those whose current value is a table (§1.8). What a
   /// search that gives up cannot rule out: the walk that happened may be one it did not run
   /// (a translated write through stale nested entries sets the guest leaf's A and D, §1.8,
   /// §6.1). An over-approximation by entry layout (present bit, page-size bit) alone: from every
@@ -353,6 +367,12 @@ struct ExplanationSearch {
     guard levels > 0 else { return [:] }
     let guestMask = EntryMasks.address(bits: oracle.processor.physicalAddressBits)
     let write = access.kind == .write
+    // What a walk writes lands only on a word it read with its current value
+    // (``collect(_:seen:into:nested:)``), and only where that value is present (§1.8): A there,
+    // and D too on a write where it is a leaf. A walk that ends in a guest page fault writes
+    // no D bit and leaves its leaf's A alone (§1.8): only A, where the current value is a table.
+    let guestFault: Bool
+    if case .pageFault = observed { guestFault = true } else { guestFault = false }
     var result: [UInt64: UInt64] = [:]
     let windows = oracle.timeline.windows(oracle.linearContext, within: Int.min...now)
     var tables = Set(windows.map { $0.root & guestMask })
@@ -362,11 +382,16 @@ struct ExplanationSearch {
       let index = address >> UInt64(12 + 9 * (level - 1)) & 0x1FF
       for table in tables {
         for entry in hostAddresses(table | index << 3, tables: &frames) {
+          let current = oracle.model.state.memory[entry]
           var bits: UInt64 = 0
-          for value in values(entry) where value & 1 != 0 {
+          if current & 1 != 0 && (!guestFault || Self.isGuestTable(current, level)) {
             bits |= Self.accessedBit
-            if level == 1 || level <= 3 && value >> 7 & 1 == 1 {
-              bits |= write ? Self.dirtyBit : 0
+          }
+          if write && !guestFault && current & 1 != 0 && !Self.isGuestTable(current, level) {
+            bits |= Self.dirtyBit
+          }
+          for value in values(entry) where value & 1 != 0 {
+            if !Self.isGuestTable(value, level) {
               let size: UInt64 = 1 << UInt64(12 + 9 * (level - 1))
               _ = hostAddresses(
                 value & guestMask & ~(size - 1) | address & (size - 1), tables: &frames)
@@ -380,6 +405,12 @@ struct ExplanationSearch {
       tables = next
     }
     return result
+  }
+
+  /// Whether a present guest entry read at `level` points to a table (SEMANTICS §1: level 1
+  /// always maps a page; levels 2 and 3 do when their page-size bit is set).
+  private static func isGuestTable(_ value: UInt64, _ level: Int) -> Bool {
+    value & 1 != 0 && level > 1 && !(level <= 3 && value >> 7 & 1 == 1)
   }
 
   /// Every value the word held in its history, and its current one.
@@ -505,7 +536,7 @@ struct ExplanationSearch {
   private mutating func visit(_ candidate: Candidate) {
     if changeable == nil && runs >= Self.saturationCheckRuns { checkSaturation() }
     if saturated { return }
-    guard runs < oracle.searchWalkLimit else {
+    guard runs < walkLimit else {
       limitReached = true
       return
     }

@@ -66,6 +66,10 @@ public struct OracleStatistics: Hashable, Sendable {
   /// Searches that hit their limit: the observation was accepted (unjudged when no explanation
   /// had been found), and every A/D bit a walk of the address could write left uncertain.
   public var searchLimitReached = 0
+  /// Searches of a fault the fresh walk gives that stopped at
+  /// ``Oracle/explainedFaultSearchLimit`` walks: the fault was explained, and every A/D bit a
+  /// walk of the address could write left uncertain.
+  public var explainedFaultSearchesCut = 0
 
   /// Makes empty statistics.
   public init() {}
@@ -77,4 +81,10 @@ extension Oracle {
   /// walk of the address could write uncertain; it is counted in
   /// ``OracleStatistics/searchLimitReached``: a campaign reports that count, never hides it.
   public static var searchLimit: Int { ExplanationSearch.runLimit }
+
+  /// Walks the search of a fault the fresh walk already gives may run: that search decides
+  /// only which A/D bits become uncertain, and one that stops here makes uncertain every bit a
+  /// walk of the address could write; counted in
+  /// ``OracleStatistics/explainedFaultSearchesCut``.
+  public static var explainedFaultSearchLimit: Int { ExplanationSearch.explainedFaultRunLimit }
 }
