@@ -17,8 +17,10 @@ import ReferenceModel
 ///
 /// The search is a depth-first exploration: run the walk with every entry at its current value;
 /// for each entry read whose earlier values fit its window, run again with that value; prune
-/// branches whose epochs cannot chain. A value is chosen per memory word, so two reads of one
-/// word in one walk see the same version (a narrowing documented in docs/fuzzing.md). Every
+/// branches whose epochs cannot chain. A value is chosen per memory word, and, for a guest word
+/// read again at another level of the walk (a table that maps itself), per level too; two
+/// reads of one word in one nested walk see the same version (a narrowing documented in
+/// docs/fuzzing.md). Every
 /// complete, feasible assignment is evaluated under the preferred IMPL choices and, for nested
 /// faults, under every combination of the choices that shape them (§8).
 struct ExplanationSearch {
@@ -57,27 +59,62 @@ struct ExplanationSearch {
   }
 
   /// Chosen values by word: a handful per walk, so a list searched in order is cheaper than
-  /// hashing.
+  /// hashing. In a guest walk a word may be read at two levels (a table that maps itself): the
+  /// level it was first chosen at is kept, and a value chosen for another level of it apart —
+  /// the upper read may come from a paging-structure cache and the lower from memory (§6.1).
   struct Pins {
     private(set) var entries: [(word: UInt64, option: Option)] = []
+    /// The guest level each word of ``entries`` was chosen at (0 in a nested walk).
+    private var levels: [Int] = []
+    /// Values chosen for a word at a guest level other than the one it was first chosen at.
+    private(set) var again: [(word: UInt64, level: Int, option: Option)] = []
 
     /// The value chosen for `word`, if one was.
     subscript(word: UInt64) -> Option? {
-      get {
-        for entry in entries where entry.word == word { return entry.option }
-        return nil
+      for entry in entries where entry.word == word { return entry.option }
+      return nil
+    }
+
+    /// The guest level `word`'s value was first chosen at.
+    func level(of word: UInt64) -> Int? {
+      for index in entries.indices where entries[index].word == word { return levels[index] }
+      return nil
+    }
+
+    /// The value chosen for `word` where a guest walk reads it again, at `level`.
+    func chosenAgain(_ word: UInt64, level: Int) -> Option? {
+      for entry in again where entry.word == word && entry.level == level { return entry.option }
+      return nil
+    }
+
+    /// The value chosen for `word` where a guest walk reads it at `level`.
+    func option(_ word: UInt64, level: Int) -> Option? {
+      chosenAgain(word, level: level) ?? self[word]
+    }
+
+    /// Chooses `option` for `word`, first read at guest `level` (0 in a nested walk).
+    mutating func choose(_ word: UInt64, _ option: Option, level: Int = 0) {
+      if let index = entries.firstIndex(where: { $0.word == word }) {
+        entries[index].option = option
+      } else {
+        entries.append((word, option))
+        levels.append(level)
       }
-      set {
-        if let index = entries.firstIndex(where: { $0.word == word }) {
-          if let newValue { entries[index].option = newValue } else { entries.remove(at: index) }
-        } else if let newValue {
-          entries.append((word, newValue))
-        }
+    }
+
+    /// Chooses `option` for `word` where it is read again, at guest `level`.
+    mutating func choose(_ word: UInt64, _ option: Option, again level: Int) {
+      if let index = again.firstIndex(where: { $0.word == word && $0.level == level }) {
+        again[index].option = option
+      } else {
+        again.append((word, level, option))
       }
     }
 
     /// Whether some chosen value is an older one.
-    var anyStale: Bool { entries.contains { !$0.option.current } }
+    var anyStale: Bool {
+      entries.contains { !$0.option.current } || again.contains { !$0.option.current }
+    }
   }
 
   /// Chosen values per nested walk, by the guest-physical address it translates.
@@ -93,10 +130,10 @@ struct ExplanationSearch {
     /// Chooses `option` for `word` in the nested walk of `gpa`.
     mutating func set(_ gpa: UInt64, _ word: UInt64, _ option: Option) {
       if let index = entries.firstIndex(where: { $0.gpa == gpa }) {
-        entries[index].pins[word] = option
+        entries[index].pins.choose(word, option)
       } else {
         var pins = Pins()
-        pins[word] = option
+        pins.choose(word, option)
         entries.append((gpa, pins))
       }
     }
@@ -572,16 +609,41 @@ struct ExplanationSearch {
       views[gpa] = view
       patches[gpa] = undo
     }
+    // A guest level that reads a word again with another value than the one chosen for it
+    // reads a view of its own: memory as the walk sees it, with that value on top.
+    var guestViews: [Int: FrameMemory] = [:]
+    var guestPatches: [Int: [(word: UInt64, value: UInt64)]] = [:]
+    for (word, level, option) in candidate.pins.again
+    where oracle.model.state.memory[word] != option.value {
+      var view: FrameMemory
+      var undo: [(word: UInt64, value: UInt64)]
+      if let existing = guestViews.removeValue(forKey: level) {
+        view = existing
+        undo = guestPatches[level] ?? []
+      } else {
+        view = spareView(unpinning: saved)
+        undo = []
+        for (pinned, chosen) in candidate.pins.entries {
+          undo.append((pinned, view[pinned]))
+          view[pinned] = chosen.value
+        }
+      }
+      undo.append((word, view[word]))
+      view[word] = option.value
+      guestViews[level] = view
+      guestPatches[level] = undo
+    }
     oracle.model.state.guest.root = candidate.root
     let restoredNested = oracle.model.state.nested
     if candidate.tableReadsAsReads, case .ept(let root, true, let mbe) = restoredNested {
       oracle.model.state.nested = .ept(root: root, accessedDirty: false, modeBasedExecute: mbe)
     }
     let walk =
-      views.isEmpty
+      views.isEmpty && guestViews.isEmpty
       ? oracle.model.translate(address, access, choices: oracle.walkChoices, recording: true)
       : oracle.model.translate(
-        address, access, choices: oracle.walkChoices, recording: true, nestedViews: views)
+        address, access, choices: oracle.walkChoices, recording: true, nestedViews: views,
+        guestViews: guestViews)
 
     let linearContext = oracle.linearContext
     let physicalContext = oracle.physicalContext
@@ -654,7 +716,21 @@ struct ExplanationSearch {
         feasible = false
         break
       }
-      let pinned = key == nil ? seen[reference.address] : seenNested[gpa]?[reference.address]
+      // A guest word chosen at another level of this walk is read again: its chosen value
+      // goes on by default, and each other value it held is tried for this level too.
+      var pinned: Option? = nil
+      var readAgain: Option? = nil
+      if key != nil {
+        pinned = seenNested[gpa]?[reference.address]
+      } else if let option = seen[reference.address] {
+        if seen.level(of: reference.address) == reference.level {
+          pinned = option
+        } else if let again = seen.chosenAgain(reference.address, level: reference.level) {
+          pinned = again
+        } else {
+          readAgain = option
+        }
+      }
       let chosen: Option
       if let pinned {
         chosen = pinned
@@ -663,7 +739,7 @@ struct ExplanationSearch {
         let all = options(
           reference.address, current: overlaid, guest: key == nil,
           nestedMask: oracle.nestedAccessedDirtyMask)
-        guard let fallback = all.first(where: { $0.current }) else {
+        guard let fallback = readAgain ?? all.first(where: { $0.current }) else {
           feasible = false
           break
         }
@@ -681,18 +757,22 @@ struct ExplanationSearch {
           var child = candidate
           child.pins = seen
           child.nestedPins = seenNested
-          if key == nil {
-            child.pins[reference.address] = option
-          } else {
+          if key != nil {
             child.nestedPins.set(gpa, reference.address, option)
+          } else if readAgain != nil {
+            child.pins.choose(reference.address, option, again: reference.level)
+          } else {
+            child.pins.choose(reference.address, option, level: reference.level)
           }
           children.append(child)
         }
         chosen = fallback
-        if key == nil {
-          seen[reference.address] = fallback
-        } else {
+        if key != nil {
           seenNested.set(gpa, reference.address, fallback)
+        } else if readAgain != nil {
+          seen.choose(reference.address, fallback, again: reference.level)
+        } else {
+          seen.choose(reference.address, fallback, level: reference.level)
         }
       }
       guard let narrowed = available.intersection(chosen.epochs) else {
@@ -725,13 +805,20 @@ struct ExplanationSearch {
         !candidate.tableReadsAsReads
         || (guestFeasible[guestTop]?.lowerBound ?? Int.max) <= oracle.accessedDirtyOffEnd
       if readThen {
-        judge(walk, seen: seen, views: views, stale: stale || candidate.tableReadsAsReads)
+        judge(
+          walk, seen: seen, views: views, guestViews: guestViews,
+          stale: stale || candidate.tableReadsAsReads)
       }
     }
     oracle.model.state.nested = restoredNested
     for (word, value) in saved { oracle.model.state.memory[word] = value }
     for (gpa, undo) in patches {
       guard var view = views.removeValue(forKey: gpa) else { continue }
+      for (word, value) in undo.reversed() { view[word] = value }
+      oracle.views.giveBack(view)
+    }
+    for (level, undo) in guestPatches {
+      guard var view = guestViews.removeValue(forKey: level) else { continue }
       for (word, value) in undo.reversed() { view[word] = value }
       oracle.views.giveBack(view)
     }
@@ -828,7 +915,7 @@ struct ExplanationSearch {
   /// tried for any other unless every outcome is listed.
   private mutating func judge(
     _ walk: Translation<Concrete>, seen: Pins, views: [UInt64: FrameMemory],
-    stale: Bool
+    guestViews: [Int: FrameMemory], stale: Bool
   ) {
     consider(walk, seen: seen, stale: stale)
     if walk.outcome != observed && Self.isNestedFault(walk.outcome)
@@ -836,20 +923,21 @@ struct ExplanationSearch {
     {
       for choices in Self.nestedFaultChoices(around: oracle.walkChoices) {
         runs += 1
-        let other = translate(choices, views: views)
+        let other = translate(choices, views: views, guestViews: guestViews)
         consider(other, seen: seen, stale: stale)
       }
     }
   }
 
-  private func translate(_ choices: Choices<Concrete>, views: [UInt64: FrameMemory])
-    -> Translation<Concrete>
-  {
+  private func translate(
+    _ choices: Choices<Concrete>, views: [UInt64: FrameMemory], guestViews: [Int: FrameMemory]
+  ) -> Translation<Concrete> {
     oracle.statistics.walks += 1
-    return views.isEmpty
+    return views.isEmpty && guestViews.isEmpty
       ? oracle.model.translate(address, access, choices: choices)
       : oracle.model.translate(
-        address, access, choices: choices, recording: false, nestedViews: views)
+        address, access, choices: choices, recording: false, nestedViews: views,
+        guestViews: guestViews)
   }
 
   /// Records a walk's outcome, and, when it is the observed one, what the walk writes: for
@@ -917,7 +1005,11 @@ struct ExplanationSearch {
     nested: inout [UInt64: UInt64]
   ) {
     for update in updates {
-      if let option = seen[update.address], !option.current { continue }
+      // A guest entry read at two levels was written through the read of the update's level.
+      let read =
+        update.stage == .guest
+        ? seen.option(update.address, level: update.level) : seen[update.address]
+      if let read, !read.current { continue }
       if update.stage == .guest {
         guest[update.address, default: 0] |= update.bits
       } else {

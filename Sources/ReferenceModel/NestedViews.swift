@@ -46,10 +46,12 @@ extension ConcreteModel {
   /// instead of the state's. The differential oracle uses it to explain an outcome by
   /// guest-physical mappings cached at different epochs: two nested walks of one access may
   /// see one nested entry with two values (SEMANTICS §6.2, paging-structure caches of the
-  /// guest-physical dimension).
+  /// guest-physical dimension). Each guest level in `guestViews` likewise reads its entry from
+  /// that view: one word read at two levels of a walk (a table that maps itself) may be seen
+  /// with two values, one kept by a paging-structure cache (§6.1).
   public func translate(
     _ linear: UInt64, _ access: Access, choices: Choices<Concrete>, recording: Bool,
-    nestedViews: [UInt64: FrameMemory]
+    nestedViews: [UInt64: FrameMemory], guestViews: [Int: FrameMemory] = [:]
   ) -> Translation<Concrete> {
     let d = Concrete()
     let descriptor = AccessDescriptor(d, access)
@@ -64,15 +66,19 @@ extension ConcreteModel {
       let stage = ViewedNestedStage(
         inner: EPTStage(format: format, root: root, accessedDirty: accessedDirty),
         views: nestedViews)
-      return walk2D(d, state, stage, linear, descriptor, choices, recording)
+      return walk2D(
+        d, state, stage, linear, descriptor, choices, recording, guestViews: guestViews)
     case (.npt(let root, let executeDisable), .npt(let levels, let bits)):
       let stage = ViewedNestedStage(
         inner: NPTStage(
           d, levels: levels, addressBits: bits, root: root, executeDisable: executeDisable),
         views: nestedViews)
-      return walk2D(d, state, stage, linear, descriptor, choices, recording)
+      return walk2D(
+        d, state, stage, linear, descriptor, choices, recording, guestViews: guestViews)
     default:
-      return translate(linear, access, choices: choices, recording: recording)
+      return walk2D(
+        d, state, IdentityStage<Concrete>(), linear, descriptor, choices, recording,
+        guestViews: guestViews)
     }
   }
 }

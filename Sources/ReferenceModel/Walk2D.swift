@@ -34,9 +34,13 @@ private struct GuestEntryAccess<D: BitVectorDomain> {
   var hostPhysical: D.Word
 }
 
+/// The two-dimensional walk over `nested`. A guest level in `guestViews` reads its entry from
+/// that view of memory instead of the state's (the oracle's explanation of a walk that read
+/// one word at two levels with two values: one from a paging-structure cache, §6.1).
 func walk2D<N: NestedStage>(
   _ d: N.D, _ state: ModelState<N.D>, _ nested: N, _ linear: N.D.Word,
-  _ access: AccessDescriptor<N.D>, _ choices: Choices<N.D>, _ recording: Bool
+  _ access: AccessDescriptor<N.D>, _ choices: Choices<N.D>, _ recording: Bool,
+  guestViews: [Int: N.D.Memory] = [:]
 ) -> Translation<N.D> {
   typealias D = N.D
   let configuration = state.configuration
@@ -85,7 +89,8 @@ func walk2D<N: NestedStage>(
       let check = nested.fault(d, located, gpa: gpa, purpose: .tableRead, context: tableContext)
       verdict.record(d, check.fault, when: d.and(live, check.failed))
       let reached = d.and(live, d.not(check.failed))
-      let value = d.load(memory, located.physical)
+      let value = d.load(
+        guestViews.isEmpty ? memory : guestViews[level] ?? memory, located.physical)
       trace.note(
         d, stage: .guest, level: level, guestLevel: level, address: located.physical,
         value: value, happened: reached)
