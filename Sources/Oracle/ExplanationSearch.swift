@@ -53,9 +53,10 @@ struct ExplanationSearch {
     var rootEpochs: ClosedRange<Int>
     var pins: Pins
     var nestedPins: NestedPins = NestedPins()
-    /// Guest-table accesses are reads, as they were while EPT A/D flags were off
-    /// (``Oracle/cachedWithoutAccessedDirty``); the root-level entry must be one read then.
-    var tableReadsAsReads = false
+    /// The guest levels from this one up are read as reads, as they were while EPT A/D flags
+    /// were off (``Oracle/cachedWithoutAccessedDirty``): each of their entries must be one read
+    /// then. The levels below are read now, as writes (§2.4). `nil`: every level is read now.
+    var readsAsReadsFrom: Int? = nil
   }
 
   /// Chosen values by word: a handful per walk, so a list searched in order is cheaper than
@@ -181,6 +182,10 @@ struct ExplanationSearch {
   let now: Int
   /// Guest-table accesses may have been reads (``Oracle/cachedWithoutAccessedDirty``).
   private let oldTableReads: Bool
+  /// ``Oracle/accessedDirtyWritesCannotFault``, but for a search in which some candidates read
+  /// guest entries as reads (``Candidate/readsAsReadsFrom``): an A/D write to an entry read
+  /// then needs a right its read did not, so the search branches on uncertain A/D bits.
+  private let accessedDirtyWritesCannotFault: Bool
   /// The oracle's invalidation logs, which no search changes, held here: reading them through
   /// the oracle copies them (their tables counted once more and once less) at every use.
   private let linearLog: InvalidationLog
@@ -237,6 +242,7 @@ struct ExplanationSearch {
     self.listsEveryOutcome = listsEveryOutcome
     now = oracle.epoch
     oldTableReads = oracle.cachedWithoutAccessedDirty
+    accessedDirtyWritesCannotFault = oracle.accessedDirtyWritesCannotFault && !oldTableReads
     linearLog = oracle.linear
     physicalLog = oracle.physical
     walkLimit =
@@ -273,11 +279,15 @@ struct ExplanationSearch {
       if limitReached || saturated { return }
     }
     guard oldTableReads else { return }
+    // A paging-structure cache may have kept the entries of any number of upper levels from
+    // then (§6.1): the walk reads those as reads and the rest now.
     for window in windows where window.epochs.lowerBound <= oracle.accessedDirtyOffEnd {
-      var older = Candidate(root: window.root, rootEpochs: window.epochs, pins: Pins())
-      older.tableReadsAsReads = true
-      visit(older)
-      if limitReached || saturated { return }
+      for level in stride(from: oracle.guestLevels, through: 1, by: -1) {
+        var older = Candidate(root: window.root, rootEpochs: window.epochs, pins: Pins())
+        older.readsAsReadsFrom = level
+        visit(older)
+        if limitReached || saturated { return }
+      }
     }
   }
 
@@ -339,7 +349,7 @@ struct ExplanationSearch {
           last
           ? 0
           : guest
-            ? (oracle.accessedDirtyWritesCannotFault ? 0 : versions[index].uncertain)
+            ? (accessedDirtyWritesCannotFault ? 0 : versions[index].uncertain)
             : versions[index].uncertain & ~nestedMask
         if wasUncertain != 0 {
           uncertainOlder.append(Option(value: held | wasUncertain, epochs: epochs, current: false))
@@ -373,7 +383,7 @@ struct ExplanationSearch {
     }
     let unknown =
       guest
-      ? (oracle.accessedDirtyWritesCannotFault ? 0 : oracle.uncertain[word])
+      ? (accessedDirtyWritesCannotFault ? 0 : oracle.uncertain[word])
       : oracle.uncertain[word] & ~nestedMask
     if unknown != 0 {
       result.append(Option(value: value | unknown, epochs: currentEpochs, current: true))
@@ -634,16 +644,12 @@ struct ExplanationSearch {
       guestPatches[level] = undo
     }
     oracle.model.state.guest.root = candidate.root
-    let restoredNested = oracle.model.state.nested
-    if candidate.tableReadsAsReads, case .ept(let root, true, let mbe) = restoredNested {
-      oracle.model.state.nested = .ept(root: root, accessedDirty: false, modeBasedExecute: mbe)
-    }
     let walk =
-      views.isEmpty && guestViews.isEmpty
+      views.isEmpty && guestViews.isEmpty && candidate.readsAsReadsFrom == nil
       ? oracle.model.translate(address, access, choices: oracle.walkChoices, recording: true)
       : oracle.model.translate(
         address, access, choices: oracle.walkChoices, recording: true, nestedViews: views,
-        guestViews: guestViews)
+        guestViews: guestViews, readsAsReadsFrom: candidate.readsAsReadsFrom)
 
     let linearContext = oracle.linearContext
     let physicalContext = oracle.physicalContext
@@ -800,17 +806,22 @@ struct ExplanationSearch {
       let stale =
         candidate.root != oracle.registers.cr3 & EntryMasks.address(bits: guestBits)
         || seen.anyStale || seenNested.anyStale
-      // A walk as of A/D flags off needs a root-level guest entry read while they were.
-      let readThen =
-        !candidate.tableReadsAsReads
-        || (guestFeasible[guestTop]?.lowerBound ?? Int.max) <= oracle.accessedDirtyOffEnd
+      // The entries read as of A/D flags off must each be one read while they were: one not
+      // read at all (the walk stopped above it) leaves this candidate to a shorter one.
+      var readThen = true
+      if let from = candidate.readsAsReadsFrom, from <= guestTop {
+        for level in from...guestTop
+        where (guestFeasible[level]?.lowerBound ?? Int.max) > oracle.accessedDirtyOffEnd {
+          readThen = false
+        }
+      }
       if readThen {
         judge(
           walk, seen: seen, views: views, guestViews: guestViews,
-          stale: stale || candidate.tableReadsAsReads)
+          readsAsReadsFrom: candidate.readsAsReadsFrom,
+          stale: stale || candidate.readsAsReadsFrom != nil)
       }
     }
-    oracle.model.state.nested = restoredNested
     for (word, value) in saved { oracle.model.state.memory[word] = value }
     for (gpa, undo) in patches {
       guard var view = views.removeValue(forKey: gpa) else { continue }
@@ -915,7 +926,7 @@ struct ExplanationSearch {
   /// tried for any other unless every outcome is listed.
   private mutating func judge(
     _ walk: Translation<Concrete>, seen: Pins, views: [UInt64: FrameMemory],
-    guestViews: [Int: FrameMemory], stale: Bool
+    guestViews: [Int: FrameMemory], readsAsReadsFrom: Int?, stale: Bool
   ) {
     consider(walk, seen: seen, stale: stale)
     if walk.outcome != observed && Self.isNestedFault(walk.outcome)
@@ -923,21 +934,23 @@ struct ExplanationSearch {
     {
       for choices in Self.nestedFaultChoices(around: oracle.walkChoices) {
         runs += 1
-        let other = translate(choices, views: views, guestViews: guestViews)
+        let other = translate(
+          choices, views: views, guestViews: guestViews, readsAsReadsFrom: readsAsReadsFrom)
         consider(other, seen: seen, stale: stale)
       }
     }
   }
 
   private func translate(
-    _ choices: Choices<Concrete>, views: [UInt64: FrameMemory], guestViews: [Int: FrameMemory]
+    _ choices: Choices<Concrete>, views: [UInt64: FrameMemory], guestViews: [Int: FrameMemory],
+    readsAsReadsFrom: Int?
   ) -> Translation<Concrete> {
     oracle.statistics.walks += 1
-    return views.isEmpty && guestViews.isEmpty
+    return views.isEmpty && guestViews.isEmpty && readsAsReadsFrom == nil
       ? oracle.model.translate(address, access, choices: choices)
       : oracle.model.translate(
         address, access, choices: choices, recording: false, nestedViews: views,
-        guestViews: guestViews)
+        guestViews: guestViews, readsAsReadsFrom: readsAsReadsFrom)
   }
 
   /// Records a walk's outcome, and, when it is the observed one, what the walk writes: for

@@ -313,10 +313,9 @@ public final class Oracle {
   /// root and A/D flags off was in use may still survive. Mappings are tagged by EP4TA alone
   /// (SEMANTICS §6.2), so setting EPTP bit 6 invalidates nothing: a guest paging entry cached
   /// then was read as a read, not a write (§2.4), and a walk using it needs no write right
-  /// on the table it came from. The search then also judges a walk whose root-level guest entry
-  /// may have been read then with guest-table accesses as reads (``ExplanationSearch``): wider
-  /// than the architecture only in that the entries the walk reads after that one are let be
-  /// as old.
+  /// on the table it came from. The search then also judges walks whose upper guest levels,
+  /// from the root down to any level, may have been read then, as reads, and whose lower levels
+  /// are read now, as writes (``ExplanationSearch/Candidate/readsAsReadsFrom``).
   var cachedWithoutAccessedDirty: Bool {
     guard case .ept(_, true, _) = model.state.nested else { return false }
     return accessedDirtyOffEnd > physical.lastComplete(physicalContext)

@@ -48,10 +48,15 @@ extension ConcreteModel {
   /// see one nested entry with two values (SEMANTICS §6.2, paging-structure caches of the
   /// guest-physical dimension). Each guest level in `guestViews` likewise reads its entry from
   /// that view: one word read at two levels of a walk (a table that maps itself) may be seen
-  /// with two values, one kept by a paging-structure cache (§6.1).
+  /// with two values, one kept by a paging-structure cache (§6.1). Under EPT with A/D flags
+  /// on, the guest levels from `readsAsReadsFrom` up read their entries as reads, as they were
+  /// while the flags were off: a paging-structure cache may have kept them from then, since
+  /// setting EPTP bit 6 under the same root invalidates nothing (§6.2), while the levels below
+  /// are read now, as writes (§2.4).
   public func translate(
     _ linear: UInt64, _ access: Access, choices: Choices<Concrete>, recording: Bool,
-    nestedViews: [UInt64: FrameMemory], guestViews: [Int: FrameMemory] = [:]
+    nestedViews: [UInt64: FrameMemory], guestViews: [Int: FrameMemory] = [:],
+    readsAsReadsFrom: Int? = nil
   ) -> Translation<Concrete> {
     let d = Concrete()
     let descriptor = AccessDescriptor(d, access)
@@ -66,8 +71,16 @@ extension ConcreteModel {
       let stage = ViewedNestedStage(
         inner: EPTStage(format: format, root: root, accessedDirty: accessedDirty),
         views: nestedViews)
+      let cached = readsAsReadsFrom.map { level in
+        (
+          stage: ViewedNestedStage(
+            inner: EPTStage(format: format, root: root, accessedDirty: false), views: nestedViews),
+          from: level
+        )
+      }
       return walk2D(
-        d, state, stage, linear, descriptor, choices, recording, guestViews: guestViews)
+        d, state, stage, linear, descriptor, choices, recording, guestViews: guestViews,
+        cachedLevels: cached)
     case (.npt(let root, let executeDisable), .npt(let levels, let bits)):
       let stage = ViewedNestedStage(
         inner: NPTStage(

@@ -36,11 +36,15 @@ private struct GuestEntryAccess<D: BitVectorDomain> {
 
 /// The two-dimensional walk over `nested`. A guest level in `guestViews` reads its entry from
 /// that view of memory instead of the state's (the oracle's explanation of a walk that read
-/// one word at two levels with two values: one from a paging-structure cache, §6.1).
+/// one word at two levels with two values: one from a paging-structure cache, §6.1). The guest
+/// levels from `cachedLevels.from` up read their entries through `cachedLevels.stage` instead
+/// of `nested`: the nested stage in force when a paging-structure cache kept those entries
+/// (the oracle's explanation of a walk that uses entries cached under an EPTP with A/D flags
+/// off and reads the rest under one with them on, §6.2).
 func walk2D<N: NestedStage>(
   _ d: N.D, _ state: ModelState<N.D>, _ nested: N, _ linear: N.D.Word,
   _ access: AccessDescriptor<N.D>, _ choices: Choices<N.D>, _ recording: Bool,
-  guestViews: [Int: N.D.Memory] = [:]
+  guestViews: [Int: N.D.Memory] = [:], cachedLevels: (stage: N, from: Int)? = nil
 ) -> Translation<N.D> {
   typealias D = N.D
   let configuration = state.configuration
@@ -84,9 +88,10 @@ func walk2D<N: NestedStage>(
     walk = walkTables(
       d, format, root: guest.root, address: linear, enabled: d.not(verdict.decided)
     ) { (gpa: D.Word, level: Int, live: D.Flag) -> FetchedEntry<D> in
-      let located = nested.walk(
+      let stage = cachedLevels.flatMap { level >= $0.from ? $0.stage : nil } ?? nested
+      let located = stage.walk(
         d, memory, gpa, live: live, stage: .nestedTable, guestLevel: level, trace: &trace)
-      let check = nested.fault(d, located, gpa: gpa, purpose: .tableRead, context: tableContext)
+      let check = stage.fault(d, located, gpa: gpa, purpose: .tableRead, context: tableContext)
       verdict.record(d, check.fault, when: d.and(live, check.failed))
       let reached = d.and(live, d.not(check.failed))
       let value = d.load(
@@ -94,7 +99,7 @@ func walk2D<N: NestedStage>(
       trace.note(
         d, stage: .guest, level: level, guestLevel: level, address: located.physical,
         value: value, happened: reached)
-      nested.accessedDirty(
+      stage.accessedDirty(
         d, located, purpose: .tableRead, context: tableContext, happens: reached, into: &updates)
       entryAccesses.append(GuestEntryAccess(guestPhysical: gpa, hostPhysical: located.physical))
       return FetchedEntry(value: value, failed: check.failed)
