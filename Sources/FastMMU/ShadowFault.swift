@@ -95,15 +95,17 @@ extension ShadowMMU {
       }
     }
     // Below a guest large page (or with paging off): direct pages splinter it into 4 KiB.
-    // Their role holds the large leaf's rights, less W while the leaf is clean (SEMANTICS
-    // §5.2 step 2): a page filled while it was dirty holds writable leaves, which must not
-    // serve once the guest maps the range with a clean leaf again (KVM's direct_access in
-    // FNAME(fetch)).
+    // Their role holds what the 4 KiB leaves copy from the large leaf: its rights, less W
+    // while the leaf is clean (SEMANTICS §5.2 step 2), and its protection key. A page filled
+    // while the leaf was dirty holds writable leaves, which must not serve once the guest
+    // maps the range with a clean leaf again (KVM's direct_access in FNAME(fetch)); nor may
+    // leaves with the old key once the guest changes it.
     if level > 1 {
       if guest.paging {
         let leaf = path.entry(level)
         role.access &= Rights.of(leaf, executeDisableEnabled: guest.executeDisable)
         if access.kind != .write && leaf & X86Entry.dirty == 0 { role.access &= ~Rights.write }
+        role.protectionKey = X86Entry.protectionKey(leaf)
       }
       while level > 1 {
         let span = UInt64(9 * (level - 1))

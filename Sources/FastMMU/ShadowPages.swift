@@ -26,6 +26,11 @@ struct ShadowRole: Hashable {
   var keysAndNotWriteProtect: Bool
   /// Guest EFER.NXE (KVM `efer_nx`): whether bit 63 of guest entries is XD or reserved.
   var executeDisable: Bool
+  /// For the direct pages splintering a guest large page: the large leaf's protection key,
+  /// which every 4 KiB leaf below copies; 0 otherwise. A guest that changes only the key of a
+  /// large leaf must not be served the old key's leaves (KVM offers no keys under shadow
+  /// paging, so has no such bit).
+  var protectionKey: UInt8 = 0
 
   /// The role of a root for the guest controls.
   static func root(_ control: PagingControl, levels: Int) -> ShadowRole {
