@@ -808,13 +808,13 @@ struct ExplanationSearch {
         || seen.anyStale || seenNested.anyStale
       // The entries read as of A/D flags off must each be one read while they were: one not
       // read at all (the walk stopped above it) leaves this candidate to a shorter one.
-      var readThen = true
-      if let from = candidate.readsAsReadsFrom, from <= guestTop {
-        for level in from...guestTop
-        where (guestFeasible[level]?.lowerBound ?? Int.max) > oracle.accessedDirtyOffEnd {
-          readThen = false
-        }
-      }
+      let readThen =
+        candidate.readsAsReadsFrom.map { from in
+          from > guestTop
+            || (from...guestTop).allSatisfy { level in
+              (guestFeasible[level]?.lowerBound ?? Int.max) <= oracle.accessedDirtyOffEnd
+            }
+        } ?? true
       if readThen {
         judge(
           walk, seen: seen, views: views, guestViews: guestViews,
